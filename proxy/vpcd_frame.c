@@ -1,0 +1,128 @@
+#include "vpcd_frame.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+vpcd_frame_write(int fd, const uint8_t *payload, size_t len)
+{
+	uint8_t header[2];
+	struct iovec iov[2];
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	if (len > VPCD_FRAME_MAX)
+		return -EMSGSIZE;
+	header[0] = (uint8_t)(len >> 8);
+	header[1] = (uint8_t)len;
+	iov[0].iov_base = header;
+	iov[0].iov_len = sizeof(header);
+	iov[1].iov_base = (void *)payload;
+	iov[1].iov_len = len;
+
+	while (msg.msg_iovlen > 0) {
+		ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov[0].iov_len) {
+			n -= (ssize_t)msg.msg_iov[0].iov_len;
+			msg.msg_iov++;
+			msg.msg_iovlen--;
+		}
+		if (msg.msg_iovlen > 0) {
+			msg.msg_iov[0].iov_base = (uint8_t *)msg.msg_iov[0].iov_base + n;
+			msg.msg_iov[0].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* Read exactly @p len bytes before @p deadline_ms (-1: none); NULL buf discards. */
+static int
+read_exact(int fd, uint8_t *buf, size_t len, int64_t deadline_ms)
+{
+	uint8_t sink[512];
+	size_t done = 0;
+
+	while (done < len) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int wait = -1;
+		ssize_t n;
+		size_t want = len - done;
+
+		if (deadline_ms >= 0) {
+			int64_t left = deadline_ms - now_ms();
+
+			if (left <= 0)
+				return -ETIMEDOUT;
+			wait = (int)left;
+		}
+		n = poll(&pfd, 1, wait);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (!buf && want > sizeof(sink))
+			want = sizeof(sink);
+		n = recv(fd, buf ? buf + done : sink, want, 0);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t
+vpcd_frame_read(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	uint8_t header[2];
+	size_t len;
+	int rc;
+
+	rc = read_exact(fd, header, sizeof(header), deadline);
+	if (rc < 0)
+		return rc;
+	len = (size_t)header[0] << 8 | header[1];
+	if (len > cap) {
+		rc = read_exact(fd, NULL, len, deadline);
+		return rc < 0 ? rc : -EMSGSIZE;
+	}
+	rc = read_exact(fd, buf, len, deadline);
+	if (rc < 0)
+		return rc;
+	return (ssize_t)len;
+}
+
+void
+vpcd_socket_tune(int fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
