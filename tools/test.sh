@@ -11,6 +11,15 @@ bash "$top/tools/setup.sh" || { echo "0 passed, 1 failed"; exit 1; }
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@"
 status=$?
 
+# The test bed must leave nothing behind: no stack directories, no port
+# reservations (each is removed only after its processes are stopped).
+sleep 1	# watchdogs of interrupted tests poll every 0.5 s
+leftovers=$(ls -d /tmp/pcsctap-bed.* /tmp/pcsctap-bed-ports/* 2>/dev/null)
+if [ -n "$leftovers" ]; then
+	echo "test.sh: the test bed left these behind:" $leftovers >&2
+	status=1
+fi
+
 /usr/bin/python3 - "$build/meson-logs/testlog.json" <<'PY'
 import json, os, sys
 passed = failed = skipped = 0
