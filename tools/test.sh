@@ -8,13 +8,18 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${PCSCTAP_BUILD:-$top/build}
 bash "$top/tools/setup.sh" || { echo "0 passed, 1 failed"; exit 1; }
 
+# Every stack of this run lives under BED_ROOT, so that what it leaves
+# behind can be told from other runs on the machine.
+export BED_ROOT
+BED_ROOT=$(mktemp -d /tmp/pcsctap-run.XXXXXX)
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@"
 status=$?
 
 # The test bed must leave nothing behind: no stack directories, no port
 # reservations (each is removed only after its processes are stopped).
 sleep 1	# watchdogs of interrupted tests poll every 0.5 s
-leftovers=$(ls -d /tmp/pcsctap-bed.* /tmp/pcsctap-bed-ports/* 2>/dev/null)
+leftovers=$(ls -d "$BED_ROOT"/* 2>/dev/null; grep -ls "^$BED_ROOT/" /tmp/pcsctap-bed-ports/*/owner)
+rmdir "$BED_ROOT" 2>/dev/null
 if [ -n "$leftovers" ]; then
 	echo "test.sh: FAIL: the test bed left these behind:" $leftovers >&2
 	status=1

@@ -84,10 +84,11 @@ bed_start(struct bed *bed, const char *const *options)
 {
 	char *argv[32];
 	char stackdir[300], owner[32];
+	const char *root = getenv("BED_ROOT");
 	size_t n = 0;
 
 	memset(bed, 0, sizeof(*bed));
-	snprintf(bed->dir, sizeof(bed->dir), "/tmp/pcsctap-bed.XXXXXX");
+	snprintf(bed->dir, sizeof(bed->dir), "%s/pcsctap-bed.XXXXXX", root && *root ? root : "/tmp");
 	if (!mkdtemp(bed->dir)) {
 		perror("bed: mkdtemp");
 		return -1;

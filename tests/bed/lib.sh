@@ -30,7 +30,7 @@ bed_require() {
 }
 
 bed_start() {
-	BED_TMP=$(mktemp -d /tmp/pcsctap-bed.XXXXXX)
+	BED_TMP=$(mktemp -d "${BED_ROOT:-/tmp}/pcsctap-bed.XXXXXX")
 	trap 'bed_stop' EXIT
 	trap 'exit 130' INT TERM
 	"$BED_STACK" start "$BED_TMP/stack" --owner $$ "$@" || bed_fail "could not start the test stack"

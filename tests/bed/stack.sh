@@ -42,8 +42,12 @@ port_in_use() {
 # Reserve an even port P with P+1 free too (vpcd's two slots); mkdir makes
 # the reservation atomic between parallel tests.
 reserve_ports() {
-	local tries=0 p
+	local tries=0 p owner
 	mkdir -p "$port_locks"
+	# Reclaim reservations of stacks whose directory is gone (a crashed run).
+	for owner in "$port_locks"/*/owner; do
+		[ -f "$owner" ] && [ ! -d "$(cat "$owner")" ] && rm -rf "$(dirname "$owner")"
+	done
 	while [ $tries -lt 200 ]; do
 		p=$(( (RANDOM % 15000) * 2 + 20000 ))
 		tries=$((tries + 1))
@@ -51,6 +55,7 @@ reserve_ports() {
 			continue
 		fi
 		if mkdir "$port_locks/$p" 2>/dev/null; then
+			echo "$dir" > "$port_locks/$p/owner"
 			echo "$p"
 			return 0
 		fi
@@ -92,7 +97,7 @@ cmd_stop() {
 		rm -f "$dir/$f.bedpid"
 	done
 	if [ -f "$dir/port" ]; then
-		rmdir "$port_locks/$(cat "$dir/port")" 2>/dev/null
+		rm -rf "${port_locks:?}/$(cat "$dir/port")"
 		rm -f "$dir/port"
 	fi
 	rm -f "$dir/pcscd.comm" "$dir/pcscd.pid"
