@@ -1,0 +1,116 @@
+/*
+ * test_bed.c — the test bed itself: stacks start, serve a client, stop
+ * without leftovers, and two stacks running at once do not see each
+ * other's traffic (Criterion runs these tests in parallel: --jobs 2).
+ */
+#include "bed.h"
+
+#include <PCSC/winscard.h>
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct bed bed;
+
+static void
+setup(void)
+{
+	static const char *const options[] = { "--card", "test", NULL };
+	const char *why = bed_unavailable();
+
+	if (why) {
+		if (getenv("CI") && !strcmp(getenv("CI"), "true"))
+			cr_assert_fail("%s (CI=true: missing dependencies fail)", why);
+		cr_skip_test("%s", why);
+	}
+	cr_assert_eq(bed_start(&bed, options), 0, "the stack starts");
+}
+
+static void
+teardown(void)
+{
+	bed_stop(&bed);
+}
+
+/* Send one APDU whose data is this test's own tag; check only it arrives. */
+static void
+transmit_tagged(uint8_t tag)
+{
+	SCARDCONTEXT ctx;
+	SCARDHANDLE card;
+	DWORD protocol, len;
+	uint8_t apdu[] = { 0x00, 0xCA, 0x00, tag, 0x00 }, resp[258];
+	char hex[16], buf[4096];
+	size_t mark;
+
+	cr_assert_eq(SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx), SCARD_S_SUCCESS);
+	cr_assert_eq(SCardConnect(ctx, bed.reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1,
+				  &card, &protocol), SCARD_S_SUCCESS);
+	mark = bed_mark(&bed);
+	for (int i = 0; i < 20; i++) {
+		len = sizeof(resp);
+		cr_assert_eq(SCardTransmit(card, SCARD_PCI_T1, apdu, sizeof(apdu), NULL, resp, &len),
+			     SCARD_S_SUCCESS);
+		cr_assert_eq(len, 2);
+		cr_assert_eq(resp[0], 0x90);
+	}
+	cr_assert_eq(SCardDisconnect(card, SCARD_LEAVE_CARD), SCARD_S_SUCCESS);
+	cr_assert_eq(SCardReleaseContext(ctx), SCARD_S_SUCCESS);
+
+	snprintf(hex, sizeof(hex), "00CA00%02X00", tag);
+	for (int i = 0; i < 20; i++) {
+		cr_assert(bed_field(&bed, "APDU", mark, i, 2, buf, sizeof(buf)), "APDU %d arrived", i);
+		cr_assert_str_eq(buf, hex, "only this stack's APDUs reach this card");
+	}
+	cr_assert_not(bed_field(&bed, "APDU", mark, 20, 2, buf, sizeof(buf)), "no foreign APDU: %s", buf);
+}
+
+Test(bed, first_stack, .init = setup, .fini = teardown, .timeout = 60)
+{
+	transmit_tagged(0x11);
+}
+
+Test(bed, second_stack, .init = setup, .fini = teardown, .timeout = 60)
+{
+	transmit_tagged(0x22);
+}
+
+Test(bed, stop_leaves_nothing, .init = setup, .timeout = 60)
+{
+	char path[400], pid_text[32];
+	FILE *f;
+	int pcscd, card;
+
+	snprintf(path, sizeof(path), "%s/pcscd.bedpid", bed.dir);
+	f = fopen(path, "re");
+	cr_assert_not_null(f);
+	cr_assert(fgets(pid_text, sizeof(pid_text), f));
+	fclose(f);
+	pcscd = atoi(pid_text);
+	snprintf(path, sizeof(path), "%s/card.bedpid", bed.dir);
+	f = fopen(path, "re");
+	cr_assert_not_null(f);
+	cr_assert(fgets(pid_text, sizeof(pid_text), f));
+	fclose(f);
+	card = atoi(pid_text);
+	snprintf(path, sizeof(path), "%s/pcscd.comm", bed.dir);
+
+	bed_stop(&bed);
+	/* Stopped processes may linger as zombies of the shell that started them. */
+	for (int pid_i = 0; pid_i < 2; pid_i++) {
+		int pid = pid_i ? card : pcscd;
+		char stat[64], state = 0;
+
+		snprintf(stat, sizeof(stat), "/proc/%d/stat", pid);
+		f = fopen(stat, "re");
+		if (f) {
+			cr_assert_eq(fscanf(f, "%*d %*s %c", &state), 1);
+			fclose(f);
+		}
+		cr_assert(!f || state == 'Z', "process %d is gone", pid);
+	}
+	cr_assert_neq(access(path, F_OK), 0, "the socket is gone");
+}
