@@ -11,7 +11,6 @@
 #include "marker.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +19,6 @@
 #include <reader.h>
 
 #define IFD_EXPORT __attribute__((visibility("default")))
-
-/* pcscd's logger; absent when the driver is loaded elsewhere (tests). */
-extern void log_msg(const int priority, const char *fmt, ...) __attribute__((weak));
-
-void
-driver_log(int level, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	if (!log_msg)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	log_msg(level, "%s", line);
-}
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot *table[DRIVER_READERS][DRIVER_SLOTS];

@@ -161,6 +161,7 @@ slot_init_with_fd(struct slot *s, int fd, const struct devopts *o)
 	s->listen_fd = -1;
 	s->fd = -1;
 	s->trace = NULL;
+	s->ignore_unasked = false;
 	set_reader_name(s);
 	adopt(s, fd);
 }
@@ -265,7 +266,7 @@ check_idle(struct slot *s)
 	/* As vpcd: only the presence poll (re)connects a card. */
 	if (s->fd < 0)
 		return -ENOTCONN;
-	if (poll(&pfd, 1, 0) <= 0)
+	if (s->ignore_unasked || poll(&pfd, 1, 0) <= 0)
 		return 0;
 	n = recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
