@@ -64,6 +64,8 @@ struct slot {
 	int fd;			/* -1 while no card is connected */
 	char reader[300];	/* for the trace */
 	struct wiretrace *trace;	/* NULL: no trace */
+	uint8_t atr[DRIVER_ATR_MAX];	/* the card's last ATR */
+	size_t atr_len;		/* 0: none since the card connected */
 	bool ignore_unasked;	/* fuzzing only: the card's bytes are queued ahead */
 	uint8_t buf[VPCD_FRAME_MAX];	/* the card's answers */
 };

@@ -163,8 +163,23 @@ IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length, PUCHAR Value)
 		memcpy(Value, vendor, sizeof(vendor));
 		*Length = sizeof(vendor);
 		return IFD_SUCCESS;
-	case TAG_IFD_ATR:
 	case SCARD_ATTR_ATR_STRING:
+		/*
+		 * Debian's vpcd does not know this attribute; answering from
+		 * the last ATR keeps the card's message sequence unchanged.
+		 */
+		s = slot_get(Lun);
+		if (!s || s->fd < 0 || !s->atr_len)
+			goto out;
+		if (*Length < s->atr_len) {
+			rc = IFD_ERROR_INSUFFICIENT_BUFFER;
+			goto out;
+		}
+		memcpy(Value, s->atr, s->atr_len);
+		*Length = (DWORD)s->atr_len;
+		rc = IFD_SUCCESS;
+		goto out;
+	case TAG_IFD_ATR:
 		/* As vpcd: every ATR request asks the card. */
 		s = slot_get(Lun);
 		if (!s)

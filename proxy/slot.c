@@ -161,6 +161,7 @@ slot_init_with_fd(struct slot *s, int fd, const struct devopts *o)
 	s->listen_fd = -1;
 	s->fd = -1;
 	s->trace = NULL;
+	s->atr_len = 0;
 	s->ignore_unasked = false;
 	set_reader_name(s);
 	adopt(s, fd);
@@ -179,6 +180,8 @@ slot_open(struct slot *s, unsigned long lun, unsigned index, const struct devopt
 	s->listen_fd = -1;
 	s->fd = -1;
 	s->trace = NULL;
+	s->atr_len = 0;
+	s->ignore_unasked = false;
 	set_reader_name(s);
 	if (o->trace[0])
 		s->trace = wiretrace_open(o->trace);
@@ -221,6 +224,7 @@ slot_drop(struct slot *s, const char *why)
 		return;
 	close(s->fd);
 	s->fd = -1;
+	s->atr_len = 0;
 	record(s, TRACE_WIRE_CARD_GONE, driver_mono_ns(), NULL, 0, NULL, 0, why);
 	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card on port %u gone: %s", s->port,
 		   why ? why : "closed");
@@ -334,6 +338,8 @@ slot_get_atr(struct slot *s, uint8_t *atr, size_t cap, bool traced)
 	}
 	if (traced)
 		record(s, TRACE_WIRE_GET_ATR, t0, NULL, 0, s->buf, (size_t)n, NULL);
+	memcpy(s->atr, s->buf, (size_t)n);
+	s->atr_len = (size_t)n;
 	if ((size_t)n > cap)
 		return -ENOBUFS;
 	memcpy(atr, s->buf, (size_t)n);
