@@ -66,6 +66,9 @@ struct slot {
 	struct wiretrace *trace;	/* NULL: no trace */
 	uint8_t atr[DRIVER_ATR_MAX];	/* the card's last ATR */
 	size_t atr_len;		/* 0: none since the card connected */
+	unsigned generation;	/* counts card connections */
+	unsigned reported;	/* the generation last reported present */
+	bool present;		/* the last presence report */
 	bool ignore_unasked;	/* fuzzing only: the card's bytes are queued ahead */
 	uint8_t buf[VPCD_FRAME_MAX];	/* the card's answers */
 };

@@ -378,6 +378,16 @@ IFDHICCPresence(DWORD Lun)
 	/* As vpcd: a card is present when it is connected and gives an ATR. */
 	if (slot_connect(s) && slot_get_atr(s, atr, sizeof(atr), false) > 0)
 		rc = IFD_ICC_PRESENT;
+	/*
+	 * A card that dropped and connected again between two polls is a new
+	 * card: report it absent once, so that pcscd forgets the old one's
+	 * ATR, protocol and power state (stock vpcd misses this).
+	 */
+	if (rc == IFD_ICC_PRESENT && s->present && s->reported != s->generation)
+		rc = IFD_ICC_NOT_PRESENT;
+	s->present = rc == IFD_ICC_PRESENT;
+	if (s->present)
+		s->reported = s->generation;
 	slot_put(s);
 	return rc;
 }

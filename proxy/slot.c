@@ -146,6 +146,7 @@ adopt(struct slot *s, int fd)
 		(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	vpcd_socket_tune(fd);
 	s->fd = fd;
+	s->generation++;
 	record(s, TRACE_WIRE_CARD_CONNECTED, driver_mono_ns(), NULL, 0, NULL, 0, NULL);
 	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card connected on port %u", s->port);
 }
