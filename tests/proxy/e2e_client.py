@@ -8,6 +8,7 @@
   e2e_client.py marker HEX          SCardControl(marker code, HEX) -> rv
   e2e_client.py protocol T0|T1      connect with that protocol, disconnect
   e2e_client.py alive SECONDS       pcscd answers and the reader is listed
+  e2e_client.py present SECONDS [ATR]  a card (with that ATR) is in the reader
 Environment: PCSCLITE_CSOCK_NAME, BED_READER, BED_CARD_LOG (tests/bed).
 """
 import os
@@ -146,11 +147,15 @@ def main():
             time.sleep(0.1)
         sys.exit("pcscd does not list %s (rv %s)" % (READER, u(rv)))
     if cmd == "present":
-        # Wait (bounded) until a card is present in the reader.
+        # Wait (bounded) until a card is present in the reader; with an ATR
+        # given, until pcscd shows that card's ATR: right after a card swap
+        # pcscd may still report the previous card until its next poll.
         end = time.monotonic() + float(sys.argv[2])
+        atr = bytes.fromhex(sys.argv[3]) if len(sys.argv) > 3 else None
         while time.monotonic() < end:
             rv, states = SCardGetStatusChange(ctx, 500, [(READER, SCARD_STATE_UNAWARE)])
-            if rv == 0 and states[0][1] & SCARD_STATE_PRESENT:
+            if (rv == 0 and states[0][1] & SCARD_STATE_PRESENT and
+                    (atr is None or bytes(states[0][2]) == atr)):
                 print("present")
                 return
         sys.exit("no card in %s" % READER)

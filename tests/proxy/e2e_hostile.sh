@@ -31,7 +31,7 @@ done
 # A good card connects again, on the same port, and works.
 "$PCSCTAP" card --connect "127.0.0.1:$BED_PORT" --quiet --log "$BED_CARD_LOG" &
 card_pid=$!
-timeout 30 "$client" present 15 || bed_fail "a good card could not connect again"
+timeout 30 "$client" present 15 3B80800101 || bed_fail "a good card could not connect again"
 out=$(timeout 30 "$client" features 2>&1); grep -q "feature A5" <<<"$out" || bed_fail "the good card does not work: $out"
 grep -c 'virtual card connected' "$BED_DIR/pcscd.log" | sed 's/^/card connections seen by the driver: /'
 echo "ok - a card connects again after hostile ones"
