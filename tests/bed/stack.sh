@@ -4,10 +4,12 @@
 #   stack.sh start DIR [--driver vpcd|pcsctap] [--driver-path PATH]
 #                      [--driver-opts OPTS] [--card test|vicc|none]
 #                      [--card-args "ARGS"] [--owner PID] [--name NAME]
+#                      [--reversed]
 #   stack.sh stop DIR
 #
 # start: pcscd in a private mount namespace (its /run/pcscd is DIR), a
-# virtual reader on a pair of free loopback ports, and a virtual card.  It
+# virtual reader on a pair of free loopback ports, and a virtual card (with
+# --reversed the card listens and the driver connects to it).  It
 # returns once pcscd answers and the card is seen in the reader (bounded
 # waits, no fixed sleeps) and writes DIR/env, a file to source:
 #   PCSCLITE_CSOCK_NAME BED_READER BED_PORT BED_CARD_LOG BED_DIR
@@ -120,10 +122,40 @@ pcscd_ready() {
 	[ -S "$dir/pcscd.comm" ] && grep -q "daemon ready" "$dir/pcscd.log" 2>/dev/null
 }
 
+# start_card KIND PORT MODE ARGS: the virtual card, connecting to the
+# reader (MODE connect) or waiting for it (MODE listen: vpcd's reversed mode).
+start_card() {
+	local kind=$1 port=$2 mode=$3 card_args=$4
+	case $kind in
+	none) return 0 ;;
+	test)
+		[ -x "${PCSCTAP:-}" ] || die "PCSCTAP must name the pcsctap executable"
+		# shellcheck disable=SC2086
+		"$PCSCTAP" card --$mode "127.0.0.1:$port" --log "$dir/card.log" $card_args \
+			> "$dir/card.out" 2>&1 < /dev/null &
+		;;
+	vicc)
+		[ -x /usr/bin/vicc ] || die "vicc is not installed (vsmartcard-vpicc)"
+		# Debian's vicc imports Crypto, Debian ships Cryptodome; and its
+		# module is not on sys.path (NOTES-pcsc.md).
+		mkdir -p "$dir/pylib"
+		ln -sfn /usr/lib/python3/dist-packages/Cryptodome "$dir/pylib/Crypto"
+		local reversed=""
+		[ "$mode" = listen ] && reversed=--reversed
+		# shellcheck disable=SC2086
+		PYTHONPATH=/usr/lib/python3/site-packages/virtualsmartcard:$dir/pylib \
+			/usr/bin/python3 /usr/bin/vicc -t iso7816 -H 127.0.0.1 -P "$port" $reversed $card_args \
+			> "$dir/card.out" 2>&1 < /dev/null &
+		;;
+	*) die "unknown card $kind" ;;
+	esac
+	echo $! > "$dir/card.bedpid"
+}
+
 cmd_start() {
 	dir=$1
 	shift
-	local driver=vpcd driver_path="" driver_opts="" card=test card_args="" owner="" name=""
+	local driver=vpcd driver_path="" driver_opts="" card=test card_args="" owner="" name="" reversed=""
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--driver) driver=$2; shift ;;
@@ -133,6 +165,7 @@ cmd_start() {
 		--card-args) card_args=$2; shift ;;
 		--owner) owner=$2; shift ;;
 		--name) name=$2; shift ;;
+		--reversed) reversed=1 ;;
 		*) die "unknown option $1" ;;
 		esac
 		shift
@@ -156,6 +189,11 @@ cmd_start() {
 	name=${name:-Bed$port}
 
 	local devicename="/dev/null:$port"
+	if [ -n "$reversed" ]; then
+		# Reversed mode: the card listens, the driver connects to it.
+		devicename="127.0.0.1:$port"
+		start_card "$card" "$port" listen "$card_args"
+	fi
 	[ -n "$driver_opts" ] && devicename="$devicename:$driver_opts"
 	cat > "$dir/reader.conf" <<-EOF
 	FRIENDLYNAME "$name"
@@ -199,29 +237,7 @@ cmd_start() {
 		return 1
 	fi
 
-	case $card in
-	none) ;;
-	test)
-		[ -x "${PCSCTAP:-}" ] || die "PCSCTAP must name the pcsctap executable"
-		# shellcheck disable=SC2086
-		"$PCSCTAP" card --connect "127.0.0.1:$port" --log "$dir/card.log" $card_args \
-			> "$dir/card.out" 2>&1 < /dev/null &
-		echo $! > "$dir/card.bedpid"
-		;;
-	vicc)
-		[ -x /usr/bin/vicc ] || die "vicc is not installed (vsmartcard-vpicc)"
-		# Debian's vicc imports Crypto, Debian ships Cryptodome; and its
-		# module is not on sys.path (NOTES-pcsc.md).
-		mkdir -p "$dir/pylib"
-		ln -sfn /usr/lib/python3/dist-packages/Cryptodome "$dir/pylib/Crypto"
-		# shellcheck disable=SC2086
-		PYTHONPATH=/usr/lib/python3/site-packages/virtualsmartcard:$dir/pylib \
-			/usr/bin/python3 /usr/bin/vicc -t iso7816 -H 127.0.0.1 -P "$port" $card_args \
-			> "$dir/card.out" 2>&1 < /dev/null &
-		echo $! > "$dir/card.bedpid"
-		;;
-	*) die "unknown card $card" ;;
-	esac
+	[ -z "$reversed" ] && start_card "$card" "$port" connect "$card_args"
 
 	if [ "$card" != none ]; then
 		if ! PCSCLITE_CSOCK_NAME=$dir/pcscd.comm "${BED_WAIT:-$here/bedwait}" "$name 00 00" present 15000; then
