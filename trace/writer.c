@@ -473,6 +473,9 @@ begin(struct trace_writer *w)
 		if (should_give_up(w))
 			return rc;
 		db_yield(w);
+		/* SQLite may answer BUSY without waiting (deadlock avoidance):
+		 * never spin. */
+		usleep(10000);
 	}
 }
 
