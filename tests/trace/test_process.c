@@ -130,7 +130,15 @@ Test(process, fork_while_queue_lock_held)
 	struct trace_writer *w = NULL;
 	pthread_t t[2];
 	pid_t kids[FORKS];
+	int status[FORKS];
 
+#ifdef __SANITIZE_ADDRESS__
+	/* GCC 12's ASan allocator does not lock itself around fork(): a child
+	 * forked while another thread is in malloc can hang inside ASan
+	 * (seen here), whatever the code under test does.  glibc's malloc is
+	 * fork-safe; this test runs in the normal build. */
+	cr_skip_test("fork while other threads malloc is unsafe under GCC 12 ASan");
+#endif
 	cr_assert_eq(trace_writer_open(&w, path, &opt), 0);
 	stop_hammer = 0;
 	for (int i = 0; i < 2; i++)
@@ -149,8 +157,11 @@ Test(process, fork_while_queue_lock_held)
 		kids[k] = pid;
 		usleep(2000);
 	}
+	/* Reap (or kill) every child before asserting anything. */
 	for (int k = 0; k < FORKS; k++)
-		cr_assert_eq(wait_bounded(kids[k], 60), 0, "child %d hung or failed", k);
+		status[k] = wait_bounded(kids[k], 60);
+	for (int k = 0; k < FORKS; k++)
+		cr_assert_eq(status[k], 0, "child %d hung or failed (%d)", k, status[k]);
 	stop_hammer = 1;
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
