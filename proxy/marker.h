@@ -20,6 +20,14 @@
 /* PC/SC part 10 feature tag that the pcsctap driver advertises. */
 #define MARKER_FEATURE_TAG 0xA5
 
+/*
+ * Vendor control code of the marker feature on pcsc-lite:
+ * SCARD_CTL_CODE(0x330000 + MARKER_FEATURE_TAG), the numbering CCID drivers
+ * use for part 10 features.  Senders must take the code from the driver's
+ * feature answer rather than hard-code it.
+ */
+#define MARKER_CONTROL_CODE 0x423300A5u
+
 /* Largest encoded body. */
 #define MARKER_MAX_BODY 512
 

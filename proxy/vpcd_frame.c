@@ -70,9 +70,8 @@ read_exact(int fd, uint8_t *buf, size_t len, int64_t deadline_ms)
 		if (deadline_ms >= 0) {
 			int64_t left = deadline_ms - now_ms();
 
-			if (left <= 0)
-				return -ETIMEDOUT;
-			wait = (int)left;
+			/* Past the deadline, bytes already queued still count. */
+			wait = left > 0 ? (int)left : 0;
 		}
 		n = poll(&pfd, 1, wait);
 		if (n < 0) {

@@ -1,0 +1,416 @@
+/*
+ * slot.c — one slot of the driver: the TCP connection to one virtual card
+ * and the vpcd exchanges on it.
+ *
+ * Differences from stock vpcd, all on purpose:
+ *  - each frame leaves in one write with TCP_NODELAY (no Nagle stall);
+ *  - every read is bounded by the slot's timeout, after which the card is
+ *    dropped (the stream is out of step) and may connect again;
+ *  - bytes the card sends unasked, or its closing, are noticed before the
+ *    next request, so a request is never answered by stale bytes;
+ *  - the default listen address is 127.0.0.1, not every interface.
+ * The messages a well-behaved card sees are the same as with vpcd.
+ */
+#include "driver.h"
+#include "marker.h"
+#include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t
+driver_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+set_reader_name(struct slot *s)
+{
+	unsigned reader = (unsigned)(s->lun >> 16) & 0xFF;
+
+	if (s->opts.name[0])
+		snprintf(s->reader, sizeof(s->reader), "%s %02X %02X", s->opts.name, reader, s->index);
+	else if (s->opts.host[0])
+		snprintf(s->reader, sizeof(s->reader), "%s:%u %02X %02X", s->opts.host,
+			 s->opts.port, reader, s->index);
+	else
+		snprintf(s->reader, sizeof(s->reader), "pcsctap:%u %02X %02X", s->opts.port,
+			 reader, s->index);
+}
+
+static void
+record(struct slot *s, int kind, int64_t t0, const uint8_t *sent, size_t sent_len,
+       const uint8_t *received, size_t received_len, const char *detail)
+{
+	if (s->trace)
+		wiretrace_record(s->trace, s->reader, kind, t0, sent, sent_len, received,
+				 received_len, detail);
+}
+
+static int
+listen_socket(const char *addr, unsigned port)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	struct addrinfo *res = NULL, *ai;
+	char service[8];
+	int fd = -1, err = -EADDRNOTAVAIL;
+
+	snprintf(service, sizeof(service), "%u", port);
+	if (getaddrinfo(addr, service, &hints, &res) != 0)
+		return -EADDRNOTAVAIL;
+	for (ai = res; ai; ai = ai->ai_next) {
+		int one = 1;
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			err = -errno;
+			continue;
+		}
+		/* pcscd restarts must not wait for TIME_WAIT, as with vpcd. */
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0)
+			break;
+		err = -errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd >= 0 ? fd : err;
+}
+
+/* A bounded, non-blocking connect (reversed mode). */
+static int
+connect_socket(const char *host, unsigned port, int timeout_ms)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV,
+	};
+	struct addrinfo *res = NULL, *ai;
+	char service[8];
+	int fd = -1;
+
+	snprintf(service, sizeof(service), "%u", port);
+	if (getaddrinfo(host, service, &hints, &res) != 0)
+		return -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next) {
+		struct pollfd pfd;
+		int soerr = 0;
+		socklen_t slen = sizeof(soerr);
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			if (poll(&pfd, 1, timeout_ms) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) == 0 && soerr == 0)
+				break;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd >= 0 ? fd : -ECONNREFUSED;
+}
+
+/* The connection itself blocks; every read is bounded by poll(). */
+static void
+adopt(struct slot *s, int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags >= 0)
+		(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	vpcd_socket_tune(fd);
+	s->fd = fd;
+	s->generation++;
+	record(s, TRACE_WIRE_CARD_CONNECTED, driver_mono_ns(), NULL, 0, NULL, 0, NULL);
+	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card connected on port %u", s->port);
+}
+
+void
+slot_init_with_fd(struct slot *s, int fd, const struct devopts *o)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	s->opts = *o;
+	s->index = 0;
+	s->lun = 0;
+	s->port = o->port;
+	s->listen_fd = -1;
+	s->fd = -1;
+	s->trace = NULL;
+	s->atr_len = 0;
+	s->ignore_unasked = false;
+	set_reader_name(s);
+	adopt(s, fd);
+}
+
+int
+slot_open(struct slot *s, unsigned long lun, unsigned index, const struct devopts *o)
+{
+	int fd;
+
+	pthread_mutex_init(&s->lock, NULL);
+	s->lun = lun;
+	s->index = index;
+	s->opts = *o;
+	s->port = o->port + index;
+	s->listen_fd = -1;
+	s->fd = -1;
+	s->trace = NULL;
+	s->atr_len = 0;
+	s->ignore_unasked = false;
+	set_reader_name(s);
+	if (o->trace[0])
+		s->trace = wiretrace_open(o->trace);
+	if (o->host[0]) {
+		(void)slot_connect(s);
+		return 0;
+	}
+	fd = listen_socket(o->listen, s->port);
+	if (fd < 0) {
+		driver_log(DRIVER_LOG_ERROR, "pcsctap: cannot listen on %s port %u: %s",
+			   o->listen, s->port, strerror(-fd));
+		wiretrace_close(s->trace);
+		s->trace = NULL;
+		pthread_mutex_destroy(&s->lock);
+		return fd;
+	}
+	s->listen_fd = fd;
+	driver_log(DRIVER_LOG_INFO, "pcsctap: waiting for a virtual card on %s port %u%s",
+		   o->listen, s->port, o->markers ? " (markers on)" : "");
+	return 0;
+}
+
+void
+slot_close(struct slot *s)
+{
+	if (s->fd >= 0)
+		slot_drop(s, "reader closed");
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	s->listen_fd = -1;
+	wiretrace_close(s->trace);
+	s->trace = NULL;
+	pthread_mutex_destroy(&s->lock);
+}
+
+void
+slot_drop(struct slot *s, const char *why)
+{
+	if (s->fd < 0)
+		return;
+	close(s->fd);
+	s->fd = -1;
+	s->atr_len = 0;
+	record(s, TRACE_WIRE_CARD_GONE, driver_mono_ns(), NULL, 0, NULL, 0, why);
+	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card on port %u gone: %s", s->port,
+		   why ? why : "closed");
+}
+
+bool
+slot_connect(struct slot *s)
+{
+	int fd;
+
+	if (s->fd >= 0)
+		return true;
+	if (s->listen_fd >= 0) {
+		fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return false;
+	} else if (s->opts.host[0]) {
+		int bound = s->opts.timeout_ms < DRIVER_CONNECT_TIMEOUT_MS ?
+			    s->opts.timeout_ms : DRIVER_CONNECT_TIMEOUT_MS;
+
+		fd = connect_socket(s->opts.host, s->port, bound);
+		if (fd < 0)
+			return false;
+	} else {
+		return false;
+	}
+	adopt(s, fd);
+	return true;
+}
+
+/*
+ * The protocol is strictly request/answer: anything readable before a
+ * request is either the card closing or bytes it sent unasked.  Either way
+ * the connection cannot be trusted any more.
+ */
+static int
+check_idle(struct slot *s)
+{
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	uint8_t b;
+	ssize_t n;
+
+	/* As vpcd: only the presence poll (re)connects a card. */
+	if (s->fd < 0)
+		return -ENOTCONN;
+	if (s->ignore_unasked || poll(&pfd, 1, 0) <= 0)
+		return 0;
+	n = recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	slot_drop(s, n == 0 ? "card closed the connection" :
+		  n < 0 ? "connection error" : "card sent data unasked");
+	return -ECONNRESET;
+}
+
+static const char *
+read_error(ssize_t rc)
+{
+	switch (rc) {
+	case -ETIMEDOUT: return "card did not answer in time";
+	case -ECONNRESET: return "card closed the connection";
+	case -EMSGSIZE: return "answer too long";
+	case 0: return "empty answer";
+	default: return "connection error";
+	}
+}
+
+static int
+send_frame(struct slot *s, const uint8_t *payload, size_t len)
+{
+	int rc = check_idle(s);
+
+	if (rc < 0)
+		return rc;
+	rc = vpcd_frame_write(s->fd, payload, len);
+	if (rc < 0)
+		slot_drop(s, "write failed");
+	return rc;
+}
+
+int
+slot_control(struct slot *s, uint8_t ctrl)
+{
+	int64_t t0 = driver_mono_ns();
+	int rc = send_frame(s, &ctrl, 1);
+
+	record(s, ctrl, t0, NULL, 0, NULL, 0, rc < 0 ? "not sent: no card" : NULL);
+	return rc;
+}
+
+ssize_t
+slot_get_atr(struct slot *s, uint8_t *atr, size_t cap, bool traced)
+{
+	int64_t t0 = driver_mono_ns();
+	uint8_t ctrl = VPCD_CTRL_ATR;
+	ssize_t n;
+	int rc;
+
+	rc = send_frame(s, &ctrl, 1);
+	if (rc < 0) {
+		if (traced)
+			record(s, TRACE_WIRE_GET_ATR, t0, NULL, 0, NULL, 0, "not sent: no card");
+		return rc;
+	}
+	n = vpcd_frame_read(s->fd, s->buf, DRIVER_ATR_MAX, s->opts.timeout_ms);
+	if (n <= 0) {
+		/* vpcd too treats an empty ATR as a removed card. */
+		record(s, TRACE_WIRE_GET_ATR, t0, NULL, 0, NULL, 0, read_error(n));
+		slot_drop(s, read_error(n));
+		return n < 0 ? n : -EPROTO;
+	}
+	if (traced)
+		record(s, TRACE_WIRE_GET_ATR, t0, NULL, 0, s->buf, (size_t)n, NULL);
+	memcpy(s->atr, s->buf, (size_t)n);
+	s->atr_len = (size_t)n;
+	if ((size_t)n > cap)
+		return -ENOBUFS;
+	memcpy(atr, s->buf, (size_t)n);
+	return n;
+}
+
+ssize_t
+slot_transmit(struct slot *s, const uint8_t *apdu, size_t len, uint8_t *rx, size_t cap)
+{
+	int64_t t0 = driver_mono_ns();
+	ssize_t n;
+	int rc;
+
+	/* A 1-byte payload would be read as a control byte. */
+	if (len < 2 || len > VPCD_FRAME_MAX) {
+		record(s, TRACE_WIRE_APDU, t0, apdu, len, NULL, 0, "not sent: bad length");
+		return -EINVAL;
+	}
+	rc = send_frame(s, apdu, len);
+	if (rc < 0) {
+		record(s, TRACE_WIRE_APDU, t0, apdu, len, NULL, 0, "not sent: no card");
+		return rc;
+	}
+	n = vpcd_frame_read(s->fd, s->buf, sizeof(s->buf), s->opts.timeout_ms);
+	if (n <= 0) {
+		record(s, TRACE_WIRE_APDU, t0, apdu, len, NULL, 0, read_error(n));
+		slot_drop(s, read_error(n));
+		return n < 0 ? n : -EPROTO;
+	}
+	record(s, TRACE_WIRE_APDU, t0, apdu, len, s->buf, (size_t)n, NULL);
+	if ((size_t)n > cap)
+		return -ENOBUFS;
+	memcpy(rx, s->buf, (size_t)n);
+	return n;
+}
+
+int
+slot_marker(struct slot *s, const uint8_t *body, size_t len)
+{
+	int64_t t0 = driver_mono_ns();
+	uint8_t frames[5 + MARKER_MAX_BODY];
+	int rc;
+
+	if (len < 2 || len > MARKER_MAX_BODY)
+		return -EINVAL;
+	/* Both frames in one write, as one TCP segment when they fit. */
+	frames[0] = 0;
+	frames[1] = 1;
+	frames[2] = VPCD_CTRL_MARKER;
+	frames[3] = (uint8_t)(len >> 8);
+	frames[4] = (uint8_t)len;
+	memcpy(frames + 5, body, len);
+	rc = check_idle(s);
+	if (rc == 0) {
+		/* A raw write of two frames; vpcd_frame_write frames one payload. */
+		size_t done = 0, total = 5 + len;
+
+		while (done < total) {
+			ssize_t n = send(s->fd, frames + done, total - done, MSG_NOSIGNAL);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				rc = -errno;
+				slot_drop(s, "write failed");
+				break;
+			}
+			done += (size_t)n;
+		}
+	}
+	record(s, TRACE_WIRE_MARKER, t0, body, len, NULL, 0, rc < 0 ? "not sent: no card" : NULL);
+	return rc;
+}

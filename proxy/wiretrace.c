@@ -1,0 +1,115 @@
+/*
+ * wiretrace.c — the driver's wire view in a pcsctap trace (trace/).
+ *
+ * One writer per trace path for the whole pcscd process, shared by every
+ * slot and reader that names the same file, counted by reference.
+ */
+#include "driver.h"
+#include "trace.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * The trace store lands in trace/ step by step; until its writer exists
+ * the references stay weak and a trace= option only costs a log line.
+ * The driver links trace/ whole, so a writer that exists is always bound.
+ */
+#pragma weak trace_writer_open
+#pragma weak trace_writer_close
+#pragma weak trace_write_wire
+
+struct wiretrace {
+	struct wiretrace *next;
+	char *path;
+	unsigned refs;
+	struct trace_writer *writer;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct wiretrace *registry;
+
+struct wiretrace *
+wiretrace_open(const char *path)
+{
+	struct trace_writer_options opt = { .role = "driver" };
+	struct wiretrace *t;
+
+	pthread_mutex_lock(&registry_lock);
+	for (t = registry; t; t = t->next) {
+		if (!strcmp(t->path, path)) {
+			t->refs++;
+			goto out;
+		}
+	}
+	if (!trace_writer_open) {
+		driver_log(DRIVER_LOG_ERROR, "pcsctap: this build has no trace writer; %s not written",
+			   path);
+		t = NULL;
+		goto out;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		goto out;
+	t->path = strdup(path);
+	if (!t->path || trace_writer_open(&t->writer, path, &opt) < 0) {
+		driver_log(DRIVER_LOG_ERROR, "pcsctap: cannot open the trace %s", path);
+		free(t->path);
+		free(t);
+		t = NULL;
+		goto out;
+	}
+	t->refs = 1;
+	t->next = registry;
+	registry = t;
+out:
+	pthread_mutex_unlock(&registry_lock);
+	return t;
+}
+
+void
+wiretrace_close(struct wiretrace *t)
+{
+	struct wiretrace **pp;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	if (--t->refs > 0)
+		goto out;
+	for (pp = &registry; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	trace_writer_close(t->writer);
+	free(t->path);
+	free(t);
+out:
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void
+wiretrace_record(struct wiretrace *t, const char *reader, int kind, int64_t t_start_ns,
+		 const uint8_t *sent, size_t sent_len, const uint8_t *received,
+		 size_t received_len, const char *detail)
+{
+	struct timespec wall;
+	struct trace_wire w = {
+		.t_ns = t_start_ns,
+		.t_end_ns = driver_mono_ns(),
+		.reader = reader,
+		.kind = kind,
+		.sent = { sent, sent_len },
+		.received = { received, received_len },
+		.detail = detail,
+	};
+
+	if (!t)
+		return;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	w.wall_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+	trace_write_wire(t->writer, &w);
+}

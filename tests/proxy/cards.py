@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""Cards for the driver's end-to-end tests.
+
+  cards.py relay READER_PORT LISTEN_PORT LOG
+      a transparent vpcd relay: waits for a card (e.g. stock vicc) on
+      LISTEN_PORT, connects it to the reader on READER_PORT and logs what the
+      reader sends, in the test card's format (mono_ns, KIND, hex, answer, text)
+  cards.py hostile MODE PORT
+      a misbehaving card: garbage | zero | oversized | midframe | slow |
+      silent | unasked | tiny
+"""
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+KINDS = {0: "POWER_OFF", 1: "POWER_ON", 2: "RESET", 4: "GET_ATR", 5: "MARKER"}
+
+
+def recv_exact(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def read_frame(s):
+    (n,) = struct.unpack(">H", recv_exact(s, 2))
+    return recv_exact(s, n)
+
+
+def nodelay(s):
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def relay(reader_port, listen_port, log):
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", listen_port))
+    srv.listen(1)
+    logf = open(log, "a")
+    while True:
+        card, _ = srv.accept()
+        reader = socket.create_connection(("127.0.0.1", reader_port))
+        nodelay(card)
+        nodelay(reader)
+
+        def back():
+            try:
+                while True:
+                    data = card.recv(65536)
+                    if not data:
+                        break
+                    reader.sendall(data)
+            except OSError:
+                pass
+            reader.close()
+
+        threading.Thread(target=back, daemon=True).start()
+        try:
+            while True:
+                frame = read_frame(reader)
+                kind = KINDS.get(frame[0], "CONTROL") if len(frame) == 1 else "APDU"
+                logf.write("%d\t%s\t%s\t\t\n" % (time.monotonic_ns(), kind, frame.hex().upper()))
+                logf.flush()
+                card.sendall(struct.pack(">H", len(frame)) + frame)
+        except (EOFError, OSError):
+            pass
+        card.close()
+
+
+def hostile(mode, port):
+    s = socket.create_connection(("127.0.0.1", port))
+    nodelay(s)
+    if mode == "unasked":
+        s.sendall(b"\x00\x02\x90\x00" * 4)
+    try:
+        while True:
+            frame = read_frame(s)
+            if len(frame) == 1 and frame[0] not in (4,):
+                continue            # power, reset, markers: no answer
+            if mode == "garbage":
+                s.sendall(os.urandom(200))
+            elif mode == "zero":
+                s.sendall(b"\x00\x00")
+            elif mode == "oversized":
+                s.sendall(b"\xff\xff" + b"\x3b" * 10)
+            elif mode == "midframe":
+                s.sendall(b"\x00\x05\x3b")
+                s.close()
+                return
+            elif mode == "slow":
+                for b in b"\x00\x05\x3b\x80\x80\x01\x01":
+                    s.sendall(bytes([b]))
+                    time.sleep(1)
+            elif mode == "tiny":
+                s.sendall(b"\x00\x01\x3b")      # a 1-byte ATR: odd but legal
+            elif mode == "silent":
+                pass
+            else:
+                s.sendall(b"\x00\x05\x3b\x80\x80\x01\x01")
+    except (EOFError, OSError):
+        pass
+
+
+if sys.argv[1] == "relay":
+    relay(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+else:
+    hostile(sys.argv[2], int(sys.argv[3]))
