@@ -16,3 +16,4 @@ enum pcsctap_exit {
 };
 
 int cmd_card(int argc, char **argv);
+int cmd_run(int argc, char **argv);

@@ -13,6 +13,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "card", cmd_card, "a reference virtual card that prints every message it gets" },
+	{ "run", cmd_run, "run a command with every PC/SC call traced" },
 };
 
 static void

@@ -1,0 +1,34 @@
+#!/bin/bash
+# bench.sh — SCardTransmit loop against the test card with TCP_QUICKACK:
+# untraced vs pcsctap vs pcsc-lite's libpcscspy (pcsc-spy reading its
+# FIFO), alternating in one run.  Prints the figures; never fails on them.
+# Env: BENCH_TRANSMIT, PCSCTAP_SHIM, BED_LIB (+ bed).  ROUNDS, BATCH optional.
+. "$BED_LIB"
+bed_require pcscd
+spy_lib=/usr/lib/x86_64-linux-gnu/libpcscspy.so.0
+bed_start --card test --card-args --quickack
+bench() {
+	# The shim binds by path (delegate mode) so that it never wraps the spy.
+	PCSCTAP_TRACE=$BED_TMP/trace LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
+		"$@" "$BENCH_TRANSMIT" "$BED_READER" "$PCSCTAP_SHIM" "${ROUNDS:-301}" "${BATCH:-20}" ${spy:+spy}
+}
+spy=
+echo "== untraced vs pcsctap (target: <= 3 %)"
+bench env
+status=$?
+if [ -f "$spy_lib" ] && command -v pcsc-spy >/dev/null; then
+	# pcsc-spy makes and reads $HOME/pcsc-spy; the library writes to it.
+	export HOME=$BED_TMP
+	pcsc-spy -n > "$BED_TMP/spy.out" 2>&1 &
+	spy_pid=$!
+	for i in $(seq 50); do [ -p "$HOME/pcsc-spy" ] && break; sleep 0.1; done
+	spy=spy
+	echo "== untraced vs pcsctap vs pcsc-spy, pcsc-spy reading its FIFO (target: <= 1/10)"
+	bench env LD_PRELOAD="$spy_lib" || status=1
+else
+	echo "pcsc-spy not installed: no comparison with it"
+fi
+status=$?
+[ -n "${spy_pid:-}" ] && kill "$spy_pid" 2>/dev/null
+echo "trace rows: $("${TRACE_SQL}" "$BED_TMP/trace" "SELECT count(*) FROM calls WHERE fn = 12") transmits"
+exit $status

@@ -1,0 +1,139 @@
+/*
+ * bench_transmit.c — what tracing costs an SCardTransmit loop.
+ *
+ *	[LD_PRELOAD=libpcscspy.so.0] bench-transmit READER SHIM ROUNDS BATCH [spy]
+ *
+ * One process, one shared T=1 connection, three SCardTransmit entry points
+ * called alternately in batches of BATCH: the real libpcsclite (looked up
+ * in its own handle), libpcsctap.so (dlopened; traces to PCSCTAP_TRACE;
+ * run with LIBPCSCLITE_DELEGATE and PCSCTAP_REAL_LIBRARY so that it binds
+ * to the real library, not to the spy) and, with "spy", the linked
+ * SCardTransmit, which LD_PRELOAD makes pcsc-lite's spy (writing to the
+ * FIFO that pcsc-spy reads; the spy must be preloaded, as it refuses to
+ * bind when dlopened next to a linked libpcsclite).  All end in the same
+ * real library instance, so they share the handle.  Alternating within one run keeps drift (CPU
+ * frequency, the card, pcscd) out of the ratios.  Prints the median batch
+ * time per APDU of each and the overheads relative to the real library.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <winscard.h>
+
+typedef LONG (*transmit_fn)(SCARDHANDLE, const SCARD_IO_REQUEST *, LPCBYTE, DWORD,
+			    SCARD_IO_REQUEST *, LPBYTE, LPDWORD);
+
+enum { REAL, SHIM, SPY, N_MODES };
+static const char *const names[N_MODES] = { "untraced", "pcsctap", "pcsc-spy" };
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static transmit_fn
+load(const char *path)
+{
+	LONG (*establish)(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT);
+	LONG (*release)(SCARDCONTEXT);
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	SCARDCONTEXT ctx;
+
+	if (!h) {
+		fprintf(stderr, "bench: %s\n", dlerror());
+		exit(1);
+	}
+	/* libpcscspy binds the real library in its SCardEstablishContext. */
+	establish = (LONG (*)(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT))dlsym(h, "SCardEstablishContext");
+	release = (LONG (*)(SCARDCONTEXT))dlsym(h, "SCardReleaseContext");
+	if (establish(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) == SCARD_S_SUCCESS)
+		release(ctx);
+	return (transmit_fn)dlsym(h, "SCardTransmit");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const BYTE apdu[] = { 0x00, 0xA4, 0x04, 0x00, 0x00 };
+	transmit_fn fn[N_MODES] = { NULL, NULL, SCardTransmit };
+	double *samples[N_MODES], *ratio[N_MODES], median[N_MODES], overhead[N_MODES];
+	SCARDCONTEXT ctx;
+	SCARDHANDLE card;
+	DWORD active, len;
+	/* Not NULL: pcsc-lite 1.9.9's spy crashes on a NULL pioRecvPci. */
+	SCARD_IO_REQUEST recv_pci;
+	BYTE resp[258];
+	int rounds, batch, n_modes;
+
+	if (argc != 5 && argc != 6)
+		return 2;
+	rounds = atoi(argv[3]);
+	batch = atoi(argv[4]);
+	n_modes = argc == 6 && !strcmp(argv[5], "spy") ? N_MODES : SPY;
+	fn[REAL] = (transmit_fn)dlsym(dlopen("libpcsclite.so.1", RTLD_NOW | RTLD_NOLOAD), "SCardTransmit");
+	fn[SHIM] = load(argv[2]);
+	if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) ||
+	    SCardConnect(ctx, argv[1], SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &active))
+		return 1;
+	for (int m = 0; m < n_modes; m++) {
+		samples[m] = calloc(rounds, sizeof(double));
+		/* Warm up: binding, trace creation, the spy's FIFO. */
+		for (int i = 0; i < batch; i++) {
+			len = sizeof(resp);
+			fn[m](card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len);
+		}
+	}
+	for (int r = 0; r < rounds; r++) {
+		for (int k = 0; k < n_modes; k++) {
+			/* Rotate the order too: no mode always runs first. */
+			int m = (r + k) % n_modes;
+			double t0 = now_us();
+
+			for (int i = 0; i < batch; i++) {
+				len = sizeof(resp);
+				if (fn[m](card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len)) {
+					fprintf(stderr, "bench: transmit failed (%s): 0x%lX\n", names[m], (unsigned long)fn[m](card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len));
+					return 1;
+				}
+			}
+			samples[m][r] = (now_us() - t0) / batch;
+		}
+	}
+	for (int m = 1; m < n_modes; m++) {
+		ratio[m] = calloc(rounds, sizeof(double));
+		for (int r = 0; r < rounds; r++)
+			ratio[m][r] = samples[m][r] / samples[REAL][r];
+	}
+	for (int m = 0; m < n_modes; m++) {
+		qsort(samples[m], rounds, sizeof(double), cmp_double);
+		median[m] = samples[m][rounds / 2];
+		printf("%-9s %8.1f us/APDU (median of %d batches of %d)\n",
+		       names[m], median[m], rounds, batch);
+	}
+	/* Paired: each round's batches ran back to back, so drift cancels. */
+	for (int m = 1; m < n_modes; m++) {
+		qsort(ratio[m], rounds, sizeof(double), cmp_double);
+		overhead[m] = ratio[m][rounds / 2] - 1;
+		printf("%s overhead: %+.2f %% (median of paired batch ratios)\n",
+		       names[m], 100 * overhead[m]);
+	}
+	if (n_modes == N_MODES)
+		printf("pcsctap overhead / pcsc-spy overhead: %.3f\n", overhead[SHIM] / overhead[SPY]);
+	SCardDisconnect(card, SCARD_LEAVE_CARD);
+	SCardReleaseContext(ctx);
+	return 0;
+}

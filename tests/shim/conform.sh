@@ -1,0 +1,47 @@
+#!/bin/bash
+# conform.sh — the differential conformance suite: the same client
+# (conform.c, > 100 scenarios) on a fresh isolated stack without the shim,
+# under `pcsctap run`, and with the shim only as a replacement
+# libpcsclite.so.1 on LD_LIBRARY_PATH; every output must be identical.
+# Env: CONFORM (the client), PCSCTAP, BED_LIB, BED_STACK, BED_WAIT.
+. "$BED_LIB"
+bed_require pcscd
+work=$(mktemp -d "${BED_ROOT:-/tmp}/pcsctap-conform.XXXXXX")
+trap 'bed_stop; rm -rf "$work"' EXIT
+
+# run_on_fresh_stack NAME [launcher...]: one full pass of the client.
+run_on_fresh_stack() {
+	local name=$1
+	shift
+	bed_start --card test --name Conform
+	"$@" "$CONFORM" "$BED_READER" "$BED_READER2" "$(cat "$BED_DIR/card.bedpid")" \
+		> "$work/$name.out" 2> "$work/$name.err"
+	echo "$name: exit $? ($(wc -l < "$work/$name.out") scenarios)"
+	bed_stop
+}
+
+run_on_fresh_stack plain
+run_on_fresh_stack run "$PCSCTAP" run -o "$work/trace" --
+mkdir "$work/lib"
+ln -s "$PCSCTAP_SHIM" "$work/lib/libpcsclite.so.1"
+# The shim as the only libpcsclite.so.1: loads the real one by its path.
+run_on_fresh_stack replaced env LD_LIBRARY_PATH="$work/lib" PCSCTAP_TRACE="$work/trace2"
+
+n=$(wc -l < "$work/plain.out")
+[ "$n" -ge 60 ] || bed_fail "only $n scenarios ran without the shim: $(tail -3 "$work/plain.err")"
+status=0
+for v in run replaced; do
+	if ! diff -u "$work/plain.out" "$work/$v.out"; then
+		echo "FAIL: the application noticed the shim ($v)" >&2
+		status=1
+	fi
+	# Nothing on stdout but the client's lines; stderr only our one note.
+	if grep -v '^pcsctap: trace in ' "$work/$v.err" | grep -q .; then
+		echo "FAIL: unexpected stderr ($v):" >&2
+		cat "$work/$v.err" >&2
+		status=1
+	fi
+done
+[ -s "$work/trace" ] || { echo "FAIL: no trace written under pcsctap run" >&2; status=1; }
+[ $status = 0 ] && echo "ok: $n scenarios identical without and with the shim"
+exit $status
