@@ -124,7 +124,7 @@ syslog_begin(struct sink *k, int64_t pid)
 {
 	rewind(k->text_f);
 	/* <14>: facility user, severity info. */
-	fprintf(k->text_f, "<14>pcsctap[%" PRId64 "]:", pid);
+	fprintf(k->text_f, "<14>pcsctap[%" PRId64 "]: ", pid);
 }
 
 static int
@@ -190,17 +190,15 @@ export_call(struct exporter *x, const struct tap_event *ev)
 		return sink_record(&x->sink, iface, ret_wall, "iso7816", EXP_PDU_DIR_RECEIVED,
 				   c->out.data, c->out.len, x->comment);
 	}
-	if (c->fn == TRACE_FN_SCardStatus && c->rv == 0 && c->out.data && c->out.len >= 2) {
-		comment_for(x, ev, "SCardStatus ATR", card, c->card, true, c->rv);
-		rc = sink_record(&x->sink, iface, ret_wall, "iso7816.atr", EXP_PDU_DIR_RECEIVED,
-				 c->out.data, c->out.len, x->comment);
-		if (rc < 0)
-			return rc;
-	}
 	syslog_begin(&x->sink, ev->pid);
 	render_call(&x->r, ev);
-	return syslog_end(&x->sink, iface, ev->wall_ns,
-			  comment_for(x, ev, fn ? fn : "call", card, c->card, true, c->rv));
+	rc = syslog_end(&x->sink, iface, ev->wall_ns,
+			comment_for(x, ev, fn ? fn : "call", card, c->card, true, c->rv));
+	/* The ATR that SCardStatus returned, for Wireshark's ATR dissector. */
+	if (rc == 0 && c->fn == TRACE_FN_SCardStatus && c->rv == 0 && c->out.data && c->out.len >= 2)
+		rc = sink_record(&x->sink, iface, ret_wall, "iso7816.atr", EXP_PDU_DIR_RECEIVED,
+				 c->out.data, c->out.len, x->comment);
+	return rc;
 }
 
 static int
@@ -232,16 +230,14 @@ export_wire(struct exporter *x, const struct tap_event *ev)
 		return sink_record(&x->sink, x->iface, end_wall, "iso7816", EXP_PDU_DIR_RECEIVED,
 				   w->received.data, w->received.len, x->comment);
 	}
-	if ((w->kind == TRACE_WIRE_POWER_ON || w->kind == TRACE_WIRE_RESET ||
-	     w->kind == TRACE_WIRE_GET_ATR) && w->received.data && w->received.len >= 2) {
-		rc = sink_record(&x->sink, x->iface, end_wall, "iso7816.atr", EXP_PDU_DIR_RECEIVED,
-				 w->received.data, w->received.len, x->comment);
-		if (rc < 0)
-			return rc;
-	}
 	syslog_begin(&x->sink, ev->pid);
 	render_wire(&x->r, ev);
-	return syslog_end(&x->sink, x->iface, ev->wall_ns, x->comment);
+	rc = syslog_end(&x->sink, x->iface, ev->wall_ns, x->comment);
+	if (rc == 0 && (w->kind == TRACE_WIRE_POWER_ON || w->kind == TRACE_WIRE_RESET ||
+			w->kind == TRACE_WIRE_GET_ATR) && w->received.data && w->received.len >= 2)
+		rc = sink_record(&x->sink, x->iface, end_wall, "iso7816.atr", EXP_PDU_DIR_RECEIVED,
+				 w->received.data, w->received.len, x->comment);
+	return rc;
 }
 
 static void

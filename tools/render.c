@@ -162,7 +162,7 @@ render_call(struct render *sh, const struct tap_event *ev)
 		}
 		break;
 	default:
-		if (c->in.data) {
+		if (c->in.data && c->in.len) {
 			fputs(" in=", f);
 			hex_out(f, c->in.data, c->in.len, MAX_DATA_SHOWN);
 		}
