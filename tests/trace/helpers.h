@@ -1,0 +1,34 @@
+/*
+ * helpers.h — shared fixtures for the trace/ tests: temporary directories,
+ * sample events, direct SQL checks and stderr capture.
+ */
+#pragma once
+
+#include "trace.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A fresh directory under /tmp, removed (recursively) by th_rmtree. */
+char *th_tmpdir(void);
+void th_rmtree(const char *dir);
+/* dir + "/" + name, malloc'd */
+char *th_path(const char *dir, const char *name);
+
+/* A Transmit call numbered @p seq (in `code`) with small APDUs. */
+void th_transmit(struct trace_call *c, uint8_t *cmd, uint8_t *rsp, int64_t seq);
+
+/* One integer from an SQL query on @p path (opened separately), or -1. */
+int64_t th_sql_int(const char *path, const char *sql);
+/* The first column of the first row as text (static buffer), or NULL. */
+const char *th_sql_text(const char *path, const char *sql);
+
+/* Redirect stderr into a file until th_stderr_end(), which returns what was
+ * written (malloc'd). */
+void th_stderr_begin(void);
+char *th_stderr_end(void);
+/* Lines of @p s that start with "pcsctap: ". */
+int th_count_warnings(const char *s);
+
+int64_t th_now_ns(void);

@@ -1,0 +1,81 @@
+/*
+ * file.c — safe creation and checking of the trace file before SQLite
+ * opens it.
+ *
+ * We create the file ourselves (O_CREAT|O_EXCL|O_NOFOLLOW, then fchmod 0600
+ * so the umask cannot widen or narrow it) because SQLite would create it
+ * with 0644 & ~umask.  SQLite creates -wal and -shm with the main file's
+ * permission bits, so they end up 0600 as well.  Our descriptor is closed
+ * before SQLite opens the file: closing any descriptor of a file drops the
+ * process's POSIX locks on it, which would break SQLite's locking.
+ */
+#include "trace.h"
+#include "store.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char sqlite_magic[16] = "SQLite format 3";
+
+int
+trace_file_prepare(const char *path, int create, int *created)
+{
+	struct stat st;
+	char head[16];
+	ssize_t n;
+	int fd = -1;
+	int rc = 0;
+
+	*created = 0;
+	/* Writers refuse a symbolic link; readers may follow one. */
+	if (create && trace_sys.lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		rc = TRACE_E_SYMLINK;
+		goto out;
+	}
+	if (create) {
+		fd = trace_sys.open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				    0600);
+		if (fd >= 0) {
+			*created = 1;
+			if (trace_sys.fchmod(fd, 0600) < 0) {
+				rc = -errno;
+				goto out;
+			}
+			goto out;
+		}
+		if (errno != EEXIST) {
+			rc = errno == ELOOP ? TRACE_E_SYMLINK : -errno;
+			goto out;
+		}
+	}
+	fd = trace_sys.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (create ? O_NOFOLLOW : 0), 0);
+	if (fd < 0) {
+		rc = errno == ELOOP ? TRACE_E_SYMLINK : -errno;
+		goto out;
+	}
+	if (trace_sys.fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = TRACE_E_NOT_SQLITE;
+		goto out;
+	}
+	/* An empty file is a trace another process is just creating. */
+	if (st.st_size == 0)
+		goto out;
+	n = trace_sys.pread(fd, head, sizeof(head), 0);
+	if (n < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (n < (ssize_t)sizeof(head) || memcmp(head, sqlite_magic, sizeof(head)) != 0)
+		rc = TRACE_E_NOT_SQLITE;
+out:
+	if (fd >= 0)
+		trace_sys.close(fd);
+	return rc;
+}

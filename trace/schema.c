@@ -1,0 +1,323 @@
+/*
+ * schema.c — the trace schema (docs/trace-schema.md): creation, migration of
+ * older versions, the checks a reader makes, and opening a connection for
+ * writing with the pragmas the writer relies on.
+ *
+ * Insert speed matters (the writer must sustain hundreds of thousands of
+ * calls per second), so only two indexes are maintained at insert time:
+ * calls(pid, card, fn, id) for the sessions/transactions views and the
+ * per-session filters, and calls(t_enter_ns) for time-ordered streaming.
+ * Both grow mostly at their right edge.
+ */
+#include "trace.h"
+#include "store.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Version 0 → 1: the whole schema. */
+static const char schema_v1[] =
+	"CREATE TABLE IF NOT EXISTS functions(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS processes("
+	" pid INTEGER NOT NULL, ppid INTEGER, exe TEXT, name TEXT, argv TEXT,"
+	" role TEXT, host TEXT, start_wall_ns INTEGER);"
+	"CREATE INDEX IF NOT EXISTS processes_pid ON processes(pid);"
+	"CREATE TABLE IF NOT EXISTS calls("
+	" id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, tid INTEGER, fn INTEGER NOT NULL,"
+	" t_enter_ns INTEGER, t_return_ns INTEGER, wall_ns INTEGER, rv INTEGER,"
+	" context INTEGER, card INTEGER, reader TEXT,"
+	" share_mode INTEGER, preferred_protocols INTEGER, active_protocol INTEGER,"
+	" disposition INTEGER, scope INTEGER, timeout INTEGER, code INTEGER, state INTEGER,"
+	" send_pci INTEGER, recv_pci INTEGER, data_in BLOB, data_out BLOB,"
+	" redacted INTEGER NOT NULL DEFAULT 0, extra TEXT);"
+	"CREATE INDEX IF NOT EXISTS calls_card ON calls(pid, card, fn, id) WHERE card IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS calls_time ON calls(t_enter_ns);"
+	"CREATE TABLE IF NOT EXISTS reader_states("
+	" call_id INTEGER NOT NULL, idx INTEGER NOT NULL, reader TEXT,"
+	" current_state INTEGER, event_state INTEGER, atr BLOB,"
+	" PRIMARY KEY(call_id, idx)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS markers("
+	" id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, tid INTEGER, t_ns INTEGER,"
+	" wall_ns INTEGER, card INTEGER, reader TEXT, event INTEGER, seq INTEGER,"
+	" body BLOB, rv INTEGER);"
+	"CREATE INDEX IF NOT EXISTS markers_card ON markers(pid, card, t_ns);"
+	"CREATE TABLE IF NOT EXISTS wire("
+	" id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, t_ns INTEGER, t_end_ns INTEGER,"
+	" wall_ns INTEGER, reader TEXT, kind INTEGER, sent BLOB, received BLOB, detail TEXT);"
+	"CREATE TABLE IF NOT EXISTS drops(pid INTEGER NOT NULL, wall_ns INTEGER, count INTEGER NOT NULL);"
+	/* Views for people at the sqlite3 prompt and for the reader. */
+	"CREATE VIEW IF NOT EXISTS calls_v AS"
+	" SELECT c.*, f.name AS function,"
+	"  (SELECT p.name FROM processes p WHERE p.pid = c.pid ORDER BY p.rowid DESC LIMIT 1) AS process"
+	" FROM calls c LEFT JOIN functions f ON f.id = c.fn;"
+	"CREATE VIEW IF NOT EXISTS sessions AS"
+	" SELECT s.id, s.pid, s.card, s.reader,"
+	"  (SELECT p.name FROM processes p WHERE p.pid = s.pid ORDER BY p.rowid DESC LIMIT 1) AS process,"
+	"  s.share_mode, s.preferred_protocols, s.active_protocol,"
+	"  s.t_enter_ns AS start_ns, coalesce(d.t_return_ns, 0) AS end_ns,"
+	"  s.wall_ns AS start_wall_ns, coalesce(d.disposition, -1) AS disposition,"
+	"  (SELECT count(*) FROM calls a WHERE a.pid = s.pid AND a.card = s.card AND a.fn = 12"
+	"    AND a.id > s.id AND a.id < coalesce(s.end_id, 9223372036854775807)) AS n_apdus,"
+	"  (SELECT count(*) FROM calls a WHERE a.pid = s.pid AND a.card = s.card AND a.fn = 7"
+	"    AND a.rv = 0 AND a.id > s.id AND a.id < coalesce(s.end_id, 9223372036854775807)) AS n_transactions,"
+	"  (SELECT count(*) FROM markers m WHERE m.pid = s.pid AND m.card = s.card AND m.rv = 0"
+	"    AND m.t_ns >= s.t_enter_ns"
+	"    AND (d.id IS NULL OR m.t_ns <= d.t_return_ns)) AS n_markers,"
+	"  s.end_id AS end_id"
+	" FROM (SELECT c.*, (SELECT min(x.id) FROM calls x WHERE x.pid = c.pid AND x.card = c.card"
+	"        AND x.fn = 6 AND x.id > c.id) AS end_id"
+	"       FROM calls c WHERE c.fn = 4 AND c.rv = 0 AND c.card IS NOT NULL) s"
+	" LEFT JOIN calls d ON d.id = s.end_id;"
+	"CREATE VIEW IF NOT EXISTS transactions AS"
+	" SELECT b.id,"
+	"  (SELECT max(x.id) FROM calls x WHERE x.pid = b.pid AND x.card = b.card AND x.fn = 4"
+	"    AND x.rv = 0 AND x.id < b.id) AS session,"
+	"  b.pid, b.card, b.t_enter_ns AS start_ns, coalesce(e.t_return_ns, 0) AS end_ns,"
+	"  coalesce(e.disposition, -1) AS disposition, b.end_id AS end_id"
+	" FROM (SELECT c.*, (SELECT min(x.id) FROM calls x WHERE x.pid = c.pid AND x.card = c.card"
+	"        AND x.fn = 8 AND x.id > c.id) AS end_id"
+	"       FROM calls c WHERE c.fn = 7 AND c.rv = 0 AND c.card IS NOT NULL) b"
+	" LEFT JOIN calls e ON e.id = b.end_id;"
+	"CREATE VIEW IF NOT EXISTS apdus AS"
+	" SELECT c.id AS call_id, c.pid, c.card,"
+	"  (SELECT x.reader FROM calls x WHERE x.pid = c.pid AND x.card = c.card AND x.fn = 4"
+	"    AND x.rv = 0 AND x.id < c.id ORDER BY x.id DESC LIMIT 1) AS reader,"
+	"  (SELECT p.name FROM processes p WHERE p.pid = c.pid ORDER BY p.rowid DESC LIMIT 1) AS process,"
+	"  c.t_enter_ns AS t_ns, c.send_pci AS protocol, c.data_in AS command,"
+	"  c.data_out AS response, c.rv, c.redacted"
+	" FROM calls c WHERE c.fn = 12;"
+	"CREATE VIEW IF NOT EXISTS controls AS"
+	" SELECT c.id AS call_id, c.pid, c.card, c.code, c.data_in, c.data_out, c.rv"
+	" FROM calls c WHERE c.fn = 11;"
+	"CREATE VIEW IF NOT EXISTS attributes AS"
+	" SELECT c.id AS call_id, c.pid, c.card, c.fn, c.code AS attr_id,"
+	"  CASE c.fn WHEN 17 THEN c.data_out ELSE c.data_in END AS value, c.rv"
+	" FROM calls c WHERE c.fn IN (17, 18);";
+
+/* migrations[v] brings a database from version v to v + 1. */
+static const char *const migrations[TRACE_SCHEMA_VERSION] = {
+	schema_v1,
+};
+
+static void
+seterr(char *err, size_t errlen, const char *path, const char *prefix, const char *what)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s%s", path, prefix, what);
+}
+
+static int
+pragma_int(sqlite3 *db, const char *sql, int64_t *val)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = trace_sys.sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	rc = trace_sys.sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*val = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+header(sqlite3 *db, int64_t *app_id, int64_t *version, int64_t *objects)
+{
+	int rc;
+
+	rc = pragma_int(db, "PRAGMA application_id", app_id);
+	if (rc == SQLITE_OK)
+		rc = pragma_int(db, "PRAGMA user_version", version);
+	if (rc == SQLITE_OK)
+		rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", objects);
+	return rc;
+}
+
+int
+trace_schema_check(sqlite3 *db, const char *path, int *version,
+		   char *err, size_t errlen)
+{
+	int64_t app_id = 0, ver = 0, objects = 0;
+	int rc, ret = 0;
+
+	rc = header(db, &app_id, &ver, &objects);
+	if (rc != SQLITE_OK) {
+		ret = trace_err_from_sqlite(rc);
+		seterr(err, errlen, path, "",
+		       ret == TRACE_E_NOT_SQLITE ? "not an SQLite database" : sqlite3_errmsg(db));
+		goto out;
+	}
+	*version = (int)ver;
+	if (app_id != TRACE_APPLICATION_ID || ver < 1) {
+		ret = TRACE_E_FOREIGN;
+		seterr(err, errlen, path, "",
+		       "an SQLite database, but not a pcsctap trace");
+		goto out;
+	}
+	if (ver > TRACE_SCHEMA_VERSION) {
+		ret = TRACE_E_NEWER_SCHEMA;
+		if (err && errlen)
+			snprintf(err, errlen,
+				 "%s: trace schema version %lld is newer than this pcsctap "
+				 "understands (%d); use a newer pcsctap",
+				 path, (long long)ver, TRACE_SCHEMA_VERSION);
+		goto out;
+	}
+out:
+	return ret;
+}
+
+static int
+migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	int64_t app_id = 0, ver = 0, objects = 0;
+	char sql[160];
+	int rc, ret = 0;
+	int began = 0;
+
+	/* Take the write lock first, then look again: another process may be
+	 * creating the same trace right now. */
+	rc = trace_sys.sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	began = 1;
+	rc = header(db, &app_id, &ver, &objects);
+	if (rc != SQLITE_OK)
+		goto fail;
+	if (ver >= TRACE_SCHEMA_VERSION)
+		goto commit;
+	if (app_id != TRACE_APPLICATION_ID && objects > 0) {
+		ret = TRACE_E_FOREIGN;
+		seterr(err, errlen, path, "", "an SQLite database, but not a pcsctap trace");
+		goto out;
+	}
+	for (int64_t v = ver; v < TRACE_SCHEMA_VERSION; v++) {
+		rc = trace_sys.sqlite3_exec(db, migrations[v], NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	for (int fn = 1; fn <= TRACE_FN_MAX; fn++) {
+		snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO functions VALUES(%d, '%s')",
+			 fn, trace_fn_name(fn));
+		rc = trace_sys.sqlite3_exec(db, sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d; PRAGMA user_version = %d",
+		 TRACE_APPLICATION_ID, TRACE_SCHEMA_VERSION);
+	rc = trace_sys.sqlite3_exec(db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+commit:
+	rc = trace_sys.sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	began = 0;
+	goto out;
+fail:
+	ret = trace_err_from_sqlite(rc);
+	seterr(err, errlen, path, "cannot create the trace schema: ", sqlite3_errmsg(db));
+out:
+	if (began)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+int
+trace_schema_setup(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	int64_t app_id = 0, ver = 0, objects = 0;
+	char *msg = NULL;
+	int rc, ret = 0;
+
+	rc = header(db, &app_id, &ver, &objects);
+	if (rc != SQLITE_OK) {
+		ret = trace_err_from_sqlite(rc);
+		seterr(err, errlen, path, "",
+		       ret == TRACE_E_NOT_SQLITE ? "not an SQLite database" : sqlite3_errmsg(db));
+		goto out;
+	}
+	if (app_id != TRACE_APPLICATION_ID && (app_id != 0 || objects > 0)) {
+		ret = TRACE_E_FOREIGN;
+		seterr(err, errlen, path, "", "an SQLite database, but not a pcsctap trace");
+		goto out;
+	}
+	if (ver > TRACE_SCHEMA_VERSION) {
+		ret = TRACE_E_NEWER_SCHEMA;
+		if (err && errlen)
+			snprintf(err, errlen,
+				 "%s: trace schema version %lld is newer than this pcsctap "
+				 "writes (%d); not appending to it",
+				 path, (long long)ver, TRACE_SCHEMA_VERSION);
+		goto out;
+	}
+	/* WAL: readers never block the writer, a commit needs no fsync with
+	 * synchronous=NORMAL, and a killed process loses nothing committed. */
+	rc = trace_sys.sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		ret = trace_err_from_sqlite(rc);
+		seterr(err, errlen, path, "cannot switch to WAL: ",
+		       msg ? msg : sqlite3_errmsg(db));
+		goto out;
+	}
+	rc = trace_sys.sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		ret = trace_err_from_sqlite(rc);
+		seterr(err, errlen, path, "", sqlite3_errmsg(db));
+		goto out;
+	}
+	if (ver < TRACE_SCHEMA_VERSION)
+		ret = migrate(db, path, err, errlen);
+out:
+	sqlite3_free(msg);
+	return ret;
+}
+
+int
+trace_db_open_rw(const char *path, int busy_timeout_ms, sqlite3 **out,
+		 char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	int created = 0;
+	int rc, ret;
+
+	*out = NULL;
+	ret = trace_file_prepare(path, 1, &created);
+	if (ret < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: %s", path, trace_strerror(ret));
+		goto out;
+	}
+	rc = trace_sys.sqlite3_open_v2(path, &db,
+				       SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
+				       SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		ret = trace_err_from_sqlite(rc);
+		if (ret == -ENOENT)
+			ret = -EACCES;
+		if (err && errlen)
+			snprintf(err, errlen, "%s: cannot open: %s", path,
+				 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		goto out;
+	}
+	sqlite3_extended_result_codes(db, 0);
+	sqlite3_busy_timeout(db, busy_timeout_ms);
+	ret = trace_schema_setup(db, path, err, errlen);
+	if (ret < 0)
+		goto out;
+	/* Fewer, larger checkpoints: the writer is the only one paying for them. */
+	trace_sys.sqlite3_exec(db, "PRAGMA wal_autocheckpoint = 4000", NULL, NULL, NULL);
+	*out = db;
+	db = NULL;
+out:
+	if (db)
+		sqlite3_close_v2(db);
+	return ret;
+}

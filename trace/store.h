@@ -1,0 +1,42 @@
+/*
+ * store.h — internal pieces shared by the writer and the reader: safe
+ * creation of the trace file, the schema (creation, migration, checks),
+ * SQLite error mapping and the stderr warning helper.  Not part of the API
+ * in trace.h.
+ */
+#pragma once
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#define TRACE_APPLICATION_ID 0x50435354	/* "PCST" */
+
+/*
+ * Make sure @p path is a regular file we may open as a trace: create it
+ * 0600 (whatever the umask) when it does not exist, refuse a symbolic link,
+ * refuse a non-empty file that is not SQLite.
+ * @retval 0 ok, *created tells whether this call created it
+ * @retval <0 negative errno, TRACE_E_SYMLINK or TRACE_E_NOT_SQLITE
+ */
+int trace_file_prepare(const char *path, int create, int *created);
+/* (create == 0: check only, for readers, which may follow a symbolic link.) */
+
+/*
+ * Check (and for a writer, create or migrate) the schema of an open
+ * database.  @p err receives one human line on failure.
+ * @retval 0 ok, TRACE_E_FOREIGN, TRACE_E_NEWER_SCHEMA, TRACE_E_NOT_SQLITE,
+ *         TRACE_E_CORRUPT, TRACE_E_SQLITE, -EBUSY
+ */
+int trace_schema_setup(sqlite3 *db, const char *path, char *err, size_t errlen);
+int trace_schema_check(sqlite3 *db, const char *path, int *version,
+		       char *err, size_t errlen);
+
+/* Open @p path for writing: file checks, connection, pragmas, schema. */
+int trace_db_open_rw(const char *path, int busy_timeout_ms, sqlite3 **out,
+		     char *err, size_t errlen);
+
+/* An SQLite result code as a TRACE_E_* / negative errno value. */
+int trace_err_from_sqlite(int rc);
+
+/* "pcsctap: " + message on stderr; errno is preserved. */
+void trace_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
