@@ -355,6 +355,7 @@ cmd_export(int argc, char **argv)
 	int status = PCSCTAP_EXIT_OK;
 	int opt, rc, err_file = 0;
 
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'o':
@@ -389,8 +390,7 @@ cmd_export(int argc, char **argv)
 			usage(stdout);
 			return PCSCTAP_EXIT_OK;
 		default:
-			usage(stderr);
-			return PCSCTAP_EXIT_USAGE;
+			return bad_option("export", argv);
 		}
 	}
 	if (!output) {

@@ -90,6 +90,7 @@ cmd_sessions(int argc, char **argv)
 	int status = PCSCTAP_EXIT_OK;
 	int opt, rc, file;
 
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
@@ -108,8 +109,7 @@ cmd_sessions(int argc, char **argv)
 			usage(stdout);
 			return PCSCTAP_EXIT_OK;
 		default:
-			usage(stderr);
-			return PCSCTAP_EXIT_USAGE;
+			return bad_option("sessions", argv);
 		}
 	}
 	status = tap_input_open(&in, "sessions", argv + optind, argc - optind);

@@ -270,6 +270,7 @@ cmd_show(int argc, char **argv)
 	int status = PCSCTAP_EXIT_OK;
 	int opt, rc, err_file = 0;
 
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
 		ssize_t n;
 
@@ -321,8 +322,7 @@ cmd_show(int argc, char **argv)
 			usage(stdout);
 			return PCSCTAP_EXIT_OK;
 		default:
-			usage(stderr);
-			return PCSCTAP_EXIT_USAGE;
+			return bad_option("show", argv);
 		}
 	}
 	rc = colour_wanted(colour, stdout);

@@ -296,6 +296,7 @@ cmd_stats(int argc, char **argv)
 	int status = PCSCTAP_EXIT_OK;
 	int opt, rc, err_file = 0;
 
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
@@ -311,8 +312,7 @@ cmd_stats(int argc, char **argv)
 			usage(stdout);
 			return PCSCTAP_EXIT_OK;
 		default:
-			usage(stderr);
-			return PCSCTAP_EXIT_USAGE;
+			return bad_option("stats", argv);
 		}
 	}
 	status = tap_input_open(&in, "stats", argv + optind, argc - optind);

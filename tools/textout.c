@@ -1,6 +1,8 @@
 #include "textout.h"
+#include "commands.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,4 +147,15 @@ close_stdout(void)
 	if (fclose(stdout) != 0)
 		rc = -EIO;
 	return rc;
+}
+
+int
+bad_option(const char *cmd, char **argv)
+{
+	/* getopt leaves optind past the offending word (or its missing value). */
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	fprintf(stderr, "pcsctap %s: unknown option or missing value: '%s' (see pcsctap %s --help)\n",
+		cmd, arg, cmd);
+	return PCSCTAP_EXIT_USAGE;
 }

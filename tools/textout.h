@@ -42,3 +42,9 @@ int parse_int64(const char *text, int64_t *v);
 
 /* Check and close stdout: @retval 0, or -EIO when output was lost. */
 int close_stdout(void);
+
+/*
+ * Report an unknown option or missing argument (getopt with opterr = 0)
+ * as one line.  @retval PCSCTAP_EXIT_USAGE
+ */
+int bad_option(const char *cmd, char **argv);

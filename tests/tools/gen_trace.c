@@ -15,6 +15,7 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,11 +379,13 @@ main(int argc, char **argv)
 		{ "processes", required_argument, NULL, 'p' },
 		{ "wire", required_argument, NULL, 'w' },
 		{ "apdus-per-session", required_argument, NULL, 'a' },
+		{ "empty", no_argument, NULL, 'e' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long calls = 200;
 	int procs = 1, apdus = 9, opt, rc = 0;
 	const char *wire = NULL;
+	bool empty = false;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -390,12 +393,22 @@ main(int argc, char **argv)
 		case 'p': procs = atoi(optarg); break;
 		case 'w': wire = optarg; break;
 		case 'a': apdus = atoi(optarg); break;
+		case 'e': empty = true; break;
 		default: return 1;
 		}
 	}
 	if (optind != argc - 1 || procs < 1 || calls < 20) {
 		fprintf(stderr, "usage: gen_trace [--calls N>=20] [--processes P] [--wire FILE] OUT\n");
 		return 1;
+	}
+	if (empty) {
+		/* A trace with its schema and process row but no event. */
+		struct trace_writer *w;
+
+		if (trace_writer_open(&w, argv[optind], NULL) < 0)
+			return 1;
+		trace_writer_close(w);
+		return 0;
 	}
 	if (procs == 1)
 		return run_process(argv[optind], wire, calls, 0, apdus) ? 1 : 0;
