@@ -211,7 +211,10 @@ int trace_writer_open(struct trace_writer **out, const char *path,
  * Enqueue one event.  Callable from any thread; never waits for disk, never
  * fails visibly: when the queue is full the event is dropped and counted
  * (a drop record reaches the trace).  After fork() the child's first call
- * opens a connection and a thread of its own.
+ * opens a connection and a thread of its own.  @p w may be NULL (no-op).
+ * errno is preserved.  A fork() while a writer is open waits for the
+ * writer's current transaction slice (<= ~50 ms) because the connection is
+ * closed before the fork and reopened afterwards (see writer.c).
  */
 void trace_write_call(struct trace_writer *w, const struct trace_call *call);
 void trace_write_marker(struct trace_writer *w, const struct trace_marker *marker);
@@ -219,8 +222,10 @@ void trace_write_wire(struct trace_writer *w, const struct trace_wire *wire);
 
 /**
  * Wait until everything enqueued so far is committed.
- * @retval 0 committed
+ * @retval 0 committed (events dropped earlier are committed as a drops row)
  * @retval -ETIMEDOUT not within @p timeout_ms
+ * @retval -EIO some events could not be written during the wait (disk full,
+ *         I/O error, no connection); they are counted as drops
  */
 int trace_writer_flush(struct trace_writer *w, int timeout_ms);
 

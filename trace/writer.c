@@ -200,6 +200,28 @@ db_release(struct trace_writer *w, int checkpoint)
 	w->db = NULL;
 }
 
+/*
+ * SQLite's default busy handler backs off up to 100 ms between tries, so a
+ * process that commits back to back can starve the others for a long time.
+ * Poll every millisecond instead; the lock holder leaves a gap between
+ * slices of a long batch (write_batch) that such a poll catches.
+ */
+static int
+busy_poll(void *arg, int count)
+{
+	(void)arg;
+	if (count >= BUSY_SLICE_MS)
+		return 0;
+	usleep(1000);
+	return 1;
+}
+
+static void
+set_busy(sqlite3 *db)
+{
+	sqlite3_busy_handler(db, busy_poll, NULL);
+}
+
 static int
 db_prepare(struct trace_writer *w)
 {
@@ -227,7 +249,7 @@ db_ensure(struct trace_writer *w)
 			  err, "");
 		goto out;
 	}
-	sqlite3_busy_timeout(w->db, BUSY_SLICE_MS);
+	set_busy(w->db);
 	rc = db_prepare(w);
 	if (rc != SQLITE_OK) {
 		ret = trace_err_from_sqlite(rc);
@@ -473,6 +495,9 @@ begin(struct trace_writer *w)
 		if (should_give_up(w))
 			return rc;
 		db_yield(w);
+		/* SQLite may answer BUSY without waiting (deadlock avoidance):
+		 * never spin. */
+		usleep(10000);
 	}
 }
 
@@ -547,6 +572,10 @@ write_batch(struct trace_writer *w, struct tq_event *ev, uint64_t n, uint64_t *d
 		pthread_cond_broadcast(&w->done);
 		pthread_mutex_unlock(&w->lock);
 		db_yield(w);
+		/* More of this batch to come: leave other processes a gap to
+		 * take the write lock (fairness, see busy_poll). */
+		if (ev)
+			usleep(2000);
 	}
 	goto out;
 rollback:
@@ -779,7 +808,7 @@ trace_writer_open(struct trace_writer **out, const char *path,
 		trace_warnf("cannot write the trace (%s); not tracing", err);
 		goto out;
 	}
-	sqlite3_busy_timeout(w->db, BUSY_SLICE_MS);
+	set_busy(w->db);
 	ret = trace_err_from_sqlite(db_prepare(w));
 	if (ret < 0) {
 		trace_warnf("cannot write the trace %s: %s; not tracing", path, sqlite3_errmsg(w->db));

@@ -1,0 +1,271 @@
+/*
+ * test_schema.c — schema v1 on disk: version and application id, the
+ * tables and views of docs/trace-schema.md, permissions of the trace and
+ * its -wal/-shm whatever the umask, symbolic links refused, and what a
+ * reader says about files that are not (current) traces.
+ */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *dir;
+static char *path;
+
+static void
+setup(void)
+{
+	dir = th_tmpdir();
+	cr_assert_not_null(dir);
+	path = th_path(dir, "t.db");
+}
+
+static void
+teardown(void)
+{
+	th_rmtree(dir);
+	free(dir);
+	free(path);
+}
+
+TestSuite(schema, .init = setup, .fini = teardown, .timeout = 60);
+
+static void
+make_trace(void)
+{
+	struct trace_writer *w = NULL;
+
+	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	trace_writer_close(w);
+}
+
+Test(schema, version_and_objects)
+{
+	static const char *const objects[] = {
+		"functions", "processes", "calls", "reader_states", "markers", "wire", "drops",
+		"calls_v", "sessions", "transactions", "apdus", "controls", "attributes",
+	};
+	char sql[256];
+
+	make_trace();
+	cr_assert_eq(th_sql_int(path, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
+	cr_assert_eq(th_sql_int(path, "PRAGMA application_id"), 0x50435354);
+	cr_assert_str_eq(th_sql_text(path, "PRAGMA journal_mode"), "wal");
+	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_master WHERE name = '%s'",
+			 objects[i]);
+		cr_assert_eq(th_sql_int(path, sql), 1, "%s missing", objects[i]);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", objects[i]);
+		cr_assert_geq(th_sql_int(path, sql), 0, "%s unreadable", objects[i]);
+	}
+	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM functions"), TRACE_FN_MAX);
+	cr_assert_str_eq(th_sql_text(path, "SELECT name FROM functions WHERE id = 12"),
+			 "SCardTransmit");
+	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM processes"), 1);
+	/* Reopening an existing trace appends, and does not redo the schema. */
+	make_trace();
+	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM processes"), 2);
+	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM functions"), TRACE_FN_MAX);
+}
+
+Test(schema, fn_names)
+{
+	cr_assert_str_eq(trace_fn_name(TRACE_FN_SCardConnect), "SCardConnect");
+	cr_assert_null(trace_fn_name(0));
+	cr_assert_null(trace_fn_name(TRACE_FN_MAX + 1));
+	cr_assert_eq(trace_fn_from_name("Transmit"), TRACE_FN_SCardTransmit);
+	cr_assert_eq(trace_fn_from_name("SCardGetAttrib"), TRACE_FN_SCardGetAttrib);
+	cr_assert_eq(trace_fn_from_name("nope"), 0);
+	cr_assert_str_eq(trace_strerror(TRACE_E_SYMLINK), "the trace path is a symbolic link (refused)");
+	cr_assert_str_eq(trace_strerror(-ENOENT), strerror(ENOENT));
+}
+
+struct umask_case {
+	mode_t mask;
+};
+
+ParameterizedTestParameters(schema, files_are_0600)
+{
+	static struct umask_case cases[] = { { 0 }, { 022 }, { 077 }, { 0277 } };
+
+	return cr_make_param_array(struct umask_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct umask_case *uc, schema, files_are_0600)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	struct trace_writer *w = NULL;
+	struct trace_call c;
+	uint8_t cmd[5], rsp[2];
+	mode_t old = umask(uc->mask);
+	struct stat st;
+	char p[512];
+
+	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	th_transmit(&c, cmd, rsp, 1);
+	trace_write_call(w, &c);
+	cr_assert_eq(trace_writer_flush(w, 10000), 0);
+	umask(old);
+	/* While the writer is open all three files exist. */
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+		cr_assert_eq(stat(p, &st), 0, "%s: %s", p, strerror(errno));
+		cr_assert_eq(st.st_mode & 07777, 0600, "%s is %o with umask %o", p,
+			     st.st_mode & 07777, uc->mask);
+	}
+	trace_writer_close(w);
+}
+
+Test(schema, symlink_refused)
+{
+	struct trace_writer *w = NULL;
+	char *target = th_path(dir, "target.db");
+	char *dangling = th_path(dir, "dangling.db");
+	char *err;
+	struct stat st;
+
+	make_trace();
+	cr_assert_eq(symlink(path, target), 0);
+	th_stderr_begin();
+	cr_assert_eq(trace_writer_open(&w, target, NULL), TRACE_E_SYMLINK);
+	cr_assert_null(w);
+	/* A dangling link must not create its target either. */
+	cr_assert_eq(symlink("/tmp/pcsctap-should-not-exist.db", dangling), 0);
+	cr_assert_eq(trace_writer_open(&w, dangling, NULL), TRACE_E_SYMLINK);
+	err = th_stderr_end();
+	cr_assert_eq(th_count_warnings(err), 2, "%s", err);
+	cr_assert(strstr(err, "symbolic link"));
+	cr_assert_neq(lstat("/tmp/pcsctap-should-not-exist.db", &st), 0);
+	free(err);
+	free(target);
+	free(dangling);
+}
+
+static int
+reader_error(char *msg, size_t len)
+{
+	struct trace_reader *r = NULL;
+	int rc = trace_reader_open(&r, path, msg, len);
+
+	cr_assert_null(r);
+	return rc;
+}
+
+Test(schema, reader_refuses_newer_schema)
+{
+	struct trace_writer *w = NULL;
+	sqlite3 *db = NULL;
+	char msg[512];
+	char *err;
+
+	make_trace();
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(reader_error(msg, sizeof(msg)), TRACE_E_NEWER_SCHEMA);
+	cr_assert(strstr(msg, "schema version 2 is newer"), "%s", msg);
+	cr_assert(strstr(msg, path), "%s", msg);
+	/* A writer does not append to it either, and says so once. */
+	th_stderr_begin();
+	cr_assert_eq(trace_writer_open(&w, path, NULL), TRACE_E_NEWER_SCHEMA);
+	err = th_stderr_end();
+	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
+	cr_assert(strstr(err, "newer"), "%s", err);
+	free(err);
+}
+
+Test(schema, reader_errors)
+{
+	char msg[512];
+	sqlite3 *db = NULL;
+	int fd;
+
+	cr_assert_eq(reader_error(msg, sizeof(msg)), -ENOENT);
+	cr_assert(strstr(msg, "No such file"), "%s", msg);
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "hello, this is not a database at all........", 44), 44);
+	close(fd);
+	cr_assert_eq(reader_error(msg, sizeof(msg)), TRACE_E_NOT_SQLITE);
+	cr_assert(strstr(msg, "not an SQLite database"), "%s", msg);
+
+	unlink(path);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(reader_error(msg, sizeof(msg)), TRACE_E_FOREIGN);
+	cr_assert(strstr(msg, "not a pcsctap trace"), "%s", msg);
+
+	/* A damaged trace: a valid header, garbage after it. */
+	unlink(path);
+	make_trace();
+	fd = open(path, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	for (off_t off = 4096; off < 4096 * 8; off += 64)
+		cr_assert_eq(pwrite(fd, "garbage garbage garbage garbage garbage garbage garbage garbage!", 64, off), 64);
+	close(fd);
+	{
+		struct trace_reader *r = NULL;
+		struct trace_iter *it = NULL;
+		struct trace_call_row row;
+		int rc = trace_reader_open(&r, path, msg, sizeof(msg));
+
+		/* Either the open or the first read reports it; nothing crashes. */
+		if (rc == 0) {
+			rc = trace_iter_calls(r, NULL, &it);
+			if (rc == 0)
+				rc = trace_iter_call_next(it, &row);
+			trace_iter_end(it);
+			trace_reader_close(r);
+			cr_assert(rc < 0, "damage not reported (%d)", rc);
+		} else {
+			cr_assert(rc < 0);
+		}
+	}
+}
+
+/* An older trace (here: a stamped but empty version 0) is migrated. */
+Test(schema, writer_migrates_older)
+{
+	struct trace_writer *w = NULL;
+	sqlite3 *db = NULL;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA application_id = 1346589524; PRAGMA user_version = 0;"
+				  "CREATE TABLE old_notes(x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	trace_writer_close(w);
+	cr_assert_eq(th_sql_int(path, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
+	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM processes"), 1);
+}
+
+/* A foreign database is never written to. */
+Test(schema, writer_refuses_foreign)
+{
+	struct trace_writer *w = NULL;
+	sqlite3 *db = NULL;
+	char *err;
+
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE mine(x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	th_stderr_begin();
+	cr_assert_eq(trace_writer_open(&w, path, NULL), TRACE_E_FOREIGN);
+	err = th_stderr_end();
+	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
+	free(err);
+	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM sqlite_master"), 1);
+}
