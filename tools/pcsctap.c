@@ -12,6 +12,10 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "show", cmd_show, "the timeline of one or more traces, APDUs decoded" },
+	{ "sessions", cmd_sessions, "one row per client session" },
+	{ "stats", cmd_stats, "call counts and latencies, APDUs by INS and SW" },
+	{ "export", cmd_export, "write a pcapng (or pcap) file for Wireshark" },
 	{ "card", cmd_card, "a reference virtual card that prints every message it gets" },
 	{ "run", cmd_run, "run a command with every PC/SC call traced" },
 };

@@ -1,0 +1,161 @@
+#include "textout.h"
+#include "commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void
+json_string(FILE *f, const char *s)
+{
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
+	putc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		switch (c) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (c < 0x20 || c == 0x7F)
+				fprintf(f, "\\u%04x", c);
+			else
+				putc(c, f);
+		}
+	}
+	putc('"', f);
+}
+
+void
+hex_out(FILE *f, const uint8_t *data, size_t len, size_t max)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	size_t n = len < max ? len : max;
+
+	for (size_t i = 0; i < n; i++) {
+		putc(digits[data[i] >> 4], f);
+		putc(digits[data[i] & 15], f);
+	}
+	if (n < len)
+		fputs("...", f);
+}
+
+void
+json_hex(FILE *f, const uint8_t *data, size_t len)
+{
+	if (!data) {
+		fputs("null", f);
+		return;
+	}
+	putc('"', f);
+	hex_out(f, data, len, len);
+	putc('"', f);
+}
+
+const char *
+fmt_duration(int64_t ns, char *buf, size_t len)
+{
+	if (ns < 0)
+		snprintf(buf, len, "?");
+	else if (ns < 1000)
+		snprintf(buf, len, "%" PRId64 "ns", ns);
+	else if (ns < 1000000)
+		snprintf(buf, len, "%.1fus", (double)ns / 1e3);
+	else if (ns < 1000000000)
+		snprintf(buf, len, "%.3fms", (double)ns / 1e6);
+	else
+		snprintf(buf, len, "%.3fs", (double)ns / 1e9);
+	return buf;
+}
+
+const char *
+fmt_wall(int64_t wall_ns, char *buf, size_t len)
+{
+	time_t sec = (time_t)(wall_ns / 1000000000);
+	long usec = (long)(wall_ns % 1000000000) / 1000;
+	struct tm tm;
+	char day[32];
+
+	if (wall_ns < 0 || !localtime_r(&sec, &tm) ||
+	    !strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm)) {
+		snprintf(buf, len, "?");
+		return buf;
+	}
+	snprintf(buf, len, "%s.%06ld", day, usec);
+	return buf;
+}
+
+int
+colour_wanted(const char *mode, FILE *f)
+{
+	const char *no = getenv("NO_COLOR");
+
+	if (!mode || !strcmp(mode, "auto"))
+		return isatty(fileno(f)) && !(no && *no);
+	if (!strcmp(mode, "always"))
+		return 1;
+	if (!strcmp(mode, "never"))
+		return 0;
+	return -1;
+}
+
+int
+parse_seconds(const char *text, int64_t *ns)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || v < 0 || v > 9e9)
+		return -EINVAL;
+	*ns = (int64_t)(v * 1e9 + 0.5);
+	return 0;
+}
+
+int
+parse_int64(const char *text, int64_t *v)
+{
+	char *end;
+	long long x;
+
+	errno = 0;
+	x = strtoll(text, &end, 0);
+	if (errno || end == text || *end)
+		return -EINVAL;
+	*v = x;
+	return 0;
+}
+
+int
+close_stdout(void)
+{
+	int rc = 0;
+
+	if (fflush(stdout) != 0 || ferror(stdout))
+		rc = -EIO;
+	if (fclose(stdout) != 0)
+		rc = -EIO;
+	return rc;
+}
+
+int
+bad_option(const char *cmd, char **argv)
+{
+	/* getopt leaves optind past the offending word (or its missing value). */
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	fprintf(stderr, "pcsctap %s: unknown option or missing value: '%s' (see pcsctap %s --help)\n",
+		cmd, arg, cmd);
+	return PCSCTAP_EXIT_USAGE;
+}
