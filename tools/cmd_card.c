@@ -155,9 +155,13 @@ serve(struct card *card, int fd)
 		}
 		if (n != 1) {
 			answer_len = answer_apdu(card, msg, (size_t)n, answer);
+			/*
+			 * Log before answering: a client that has its answer
+			 * then always finds the message in the log.
+			 */
+			report(card, "APDU", msg, (size_t)n, answer, answer_len, NULL);
 			if (vpcd_frame_write(fd, answer, answer_len) < 0)
 				return 0;
-			report(card, "APDU", msg, (size_t)n, answer, answer_len, NULL);
 			continue;
 		}
 		switch (msg[0]) {
@@ -171,9 +175,9 @@ serve(struct card *card, int fd)
 			report(card, "RESET", msg, 1, NULL, 0, NULL);
 			break;
 		case VPCD_CTRL_ATR:
+			report(card, "GET_ATR", msg, 1, card->atr, card->atr_len, NULL);
 			if (vpcd_frame_write(fd, card->atr, card->atr_len) < 0)
 				return 0;
-			report(card, "GET_ATR", msg, 1, card->atr, card->atr_len, NULL);
 			break;
 		case VPCD_CTRL_MARKER:
 			handle_marker(card, fd);

@@ -31,7 +31,8 @@ bed_require() {
 
 bed_start() {
 	BED_TMP=$(mktemp -d "${BED_ROOT:-/tmp}/pcsctap-bed.XXXXXX")
-	trap 'bed_stop' EXIT
+	# A test's own EXIT trap (which must call bed_stop) is kept.
+	[ -n "$(trap -p EXIT)" ] || trap 'bed_stop' EXIT
 	trap 'exit 130' INT TERM
 	"$BED_STACK" start "$BED_TMP/stack" --owner $$ "$@" || bed_fail "could not start the test stack"
 	set -a
