@@ -159,6 +159,102 @@ opensc-tool)
 	texpect 1 "$work/s.pcapng" 'syslog.msg contains "SCardConnect"'
 	texpect 0 "$work/s.pcapng" '_ws.malformed || _ws.expert.severity >= warning'
 	;;
+pyscard)
+	run_client pyscard /usr/bin/python3 "$RT_TESTS/rt_pyscard.py" "$BED_READER" connect:shared:t01 transmit:00A4040000 \
+		begin transmit:00B0000004 transmit:00CA010100 end:leave disconnect:reset
+	pid=$(q "SELECT pid FROM processes")
+	"$PCSCTAP" sessions --json "$trace" > "$work/sessions.json" || bed_fail "sessions --json"
+	jexpect "sessions" "$work/sessions.json" \
+		"[(r['process'], r['pid'], r['reader'], r['share'], r['protocol'], r['preferred_protocols'], r['apdus'], r['transactions'], r['disposition_name'], r['markers']) for r in rows]" \
+		"[('$PY', $pid, '$BED_READER', 'SHARED', 'T1', 3, 3, 1, 'RESET', 4)]"
+	show "$trace" > "$work/show.txt" || bed_fail "show"
+	expect "SELECT decoded" "$(lines "$PY\[$pid\] .* SCardTransmit .* T1 > SELECT 00 A4 04 00 Le=256 < 9000 success " "$work/show.txt")" 1
+	expect "READ BINARY, 6A82 decoded" "$(lines ' SCardTransmit .* > READ BINARY 00 B0 00 00 Le=4 < 6A82 .*not found' "$work/show.txt")" 1
+	expect "GET DATA decoded" "$(lines ' SCardTransmit .* > GET DATA 00 CA 01 01 Le=256 < 9000 success \(2 bytes\) 0102 ' "$work/show.txt")" 1
+	expect "markers in show" "$(lines " marker (connect|begin-transaction|end-transaction|disconnect) pid=$pid .* SCARD_S_SUCCESS" "$work/show.txt")" 4
+	expect "--function Transmit" "$(show --function Transmit "$trace" | grep -c ' SCardTransmit ')/$(show --function Transmit "$trace" | wc -l)" 3/3
+	show --json "$trace" > "$work/show.json"
+	jexpect "show --json order" "$work/show.json" "' '.join(r.get('fn', r.get('event', '?')) for r in rows)" \
+		"SCardEstablishContext SCardConnect connect SCardTransmit SCardBeginTransaction begin-transaction SCardTransmit SCardTransmit SCardEndTransaction end-transaction SCardDisconnect disconnect SCardReleaseContext"
+	"$PCSCTAP" stats --json "$trace" > "$work/stats.json" || bed_fail "stats --json"
+	stats_vs_trace
+	jexpect "stats: the client's calls" "$work/stats.json" "(obj['calls'], obj['apdus'], sorted((f['fn'], f['count'], f['errors']) for f in obj['functions']))" \
+		"(9, 3, [('SCardBeginTransaction', 1, 0), ('SCardConnect', 1, 0), ('SCardDisconnect', 1, 0), ('SCardEndTransaction', 1, 0), ('SCardEstablishContext', 1, 0), ('SCardReleaseContext', 1, 0), ('SCardTransmit', 3, 0)])"
+	jexpect "stats: INS" "$work/stats.json" "sorted((i['name'], i['count']) for i in obj['ins'])" "[('GET DATA', 1), ('READ BINARY', 1), ('SELECT', 1)]"
+	jexpect "stats: SW" "$work/stats.json" "sorted((s['sw'], s['count']) for s in obj['sw'])" "[('6A82', 1), ('9000', 2)]"
+	export_all
+	F=$work/t.pcapng
+	texpect 1 "$F" 'iso7816.apdu.ins == 0xa4'
+	texpect 1 "$F" 'iso7816.apdu.ins == 0xb0'
+	texpect 1 "$F" 'iso7816.apdu.ins == 0xca'
+	texpect 3 "$F" 'iso7816.resp_to'
+	texpect 1 "$F" 'iso7816.apdu.sw1 == 0x6a && iso7816.apdu.sw2 == 0x82'
+	texpect 6 "$F" "iso7816 && frame.interface_name == \"$BED_READER\" && frame.comment contains \"pid=$pid \""
+	texpect 4 "$F" 'syslog.msg contains " marker " && frame.comment contains "rv=SCARD_S_SUCCESS"'
+	texpect 1 "$F" 'syslog.msg contains "SCardBeginTransaction"'
+	texpect 1 "$F" 'syslog.msg contains "SCardDisconnect" && syslog.msg contains "disp=RESET"'
+	P=$work/t.pcap
+	texpect 1 "$P" 'iso7816.apdu.ins == 0xca'
+	texpect 3 "$P" 'iso7816.resp_to'
+	;;
+interleaved)
+	# A: connect, a transaction around a SELECT, then waits; B connects and
+	# sends GET DATA while A's session is open, then waits; A reads and
+	# leaves; B selects and disconnects with reset.
+	run_client A /usr/bin/python3 "$RT_TESTS/rt_pyscard.py" "$BED_READER" connect:shared:t1 begin transmit:00A4040000 \
+		end:leave "wait:$work/a1" transmit:00B0000004 disconnect:leave &
+	a=$!
+	for i in $(seq 300); do [ -e "$work/a1.ready" ] && break; sleep 0.1; done
+	[ -e "$work/a1.ready" ] || bed_fail "client A never got to its cue"
+	run_client B /usr/bin/python3 "$RT_TESTS/rt_pyscard.py" "$BED_READER" connect:shared:t1 transmit:00CA010100 \
+		"wait:$work/b1" transmit:00A4040000 disconnect:reset &
+	b=$!
+	for i in $(seq 300); do [ -e "$work/b1.ready" ] && break; sleep 0.1; done
+	[ -e "$work/b1.ready" ] || bed_fail "client B never got to its cue"
+	touch "$work/a1"
+	wait $a || bed_fail "client A failed"
+	touch "$work/b1"
+	wait $b || bed_fail "client B failed"
+	pa=$(q "SELECT pid FROM calls WHERE fn = 12 AND data_in = x'00B0000004'")
+	pb=$(q "SELECT pid FROM calls WHERE fn = 12 AND data_in = x'00CA010100'")
+	[ -n "$pa" ] && [ -n "$pb" ] && [ "$pa" != "$pb" ] || bed_fail "two processes expected: [$pa] [$pb]"
+	"$PCSCTAP" sessions --json "$trace" > "$work/sessions.json" || bed_fail "sessions --json"
+	jexpect "two sessions" "$work/sessions.json" \
+		"[(r['process'], r['pid'], r['share'], r['protocol'], r['apdus'], r['transactions'], r['disposition_name'], r['markers']) for r in rows]" \
+		"[('$PY', $pa, 'SHARED', 'T1', 2, 1, 'LEAVE', 4), ('$PY', $pb, 'SHARED', 'T1', 2, 0, 'RESET', 2)]"
+	jexpect "the sessions overlap" "$work/sessions.json" "rows[1]['start_ns'] < rows[0]['end_ns'] < rows[1]['end_ns']" True
+	sb=$("$RT_TESTS/rt_check.py" json "$work/sessions.json" "rows[1]['id']")
+	"$PCSCTAP" sessions --pid "$pb" "$trace" > "$work/sp.txt"
+	expect "sessions --pid" "$(tail -n 1 "$work/sp.txt")" "1 session"
+	show --function SCardTransmit "$trace" > "$work/f.txt"
+	expect "transmits interleaved" "$(sed -E 's/^.*\[([0-9]+)\] .* > ([A-Z ]+) [0-9A-F]{2} .*$/\1 \2/' "$work/f.txt" | tr '\n' ,)" \
+		"$pa SELECT,$pb GET DATA,$pa READ BINARY,$pb SELECT,"
+	show --pid "$pa" "$trace" > "$work/pa.txt"
+	expect "--pid A: only A" "$(wc -l < "$work/pa.txt")" "$(lines "^ *\+[0-9.]+ $PY\[$pa\] " "$work/pa.txt")"
+	expect "--pid A: its calls and markers" "$(wc -l < "$work/pa.txt")" $((8 + 4))
+	show --session "$sb" "$trace" > "$work/sb.txt"
+	expect "--session B" "$(grep -oE '(SCard[A-Za-z]+|marker [a-z-]+)' "$work/sb.txt" | tr '\n' ,)" \
+		"SCardConnect,marker connect,SCardTransmit,SCardTransmit,SCardDisconnect,marker disconnect,"
+	expect "--session B: only B" "$(lines "$PY\[$pb\]" "$work/sb.txt")" 6
+	"$PCSCTAP" stats --json "$trace" > "$work/stats.json" || bed_fail "stats --json"
+	stats_vs_trace
+	jexpect "stats per process" "$work/stats.json" "sorted((p['pid'], p['calls'], p['errors'], p['apdus']) for p in obj['processes'])" \
+		"$(/usr/bin/python3 -c "print(sorted([($pa, 8, 0, 2), ($pb, 6, 0, 2)]))")"
+	"$PCSCTAP" stats --pid "$pb" --json "$trace" > "$work/statsb.json"
+	jexpect "stats --pid B" "$work/statsb.json" "(obj['calls'], obj['apdus'], len(obj['processes']))" "(6, 2, 1)"
+	export_all
+	F=$work/t.pcapng
+	texpect 2 "$F" 'iso7816.apdu.ins == 0xa4'
+	texpect 4 "$F" 'iso7816.resp_to'
+	texpect 4 "$F" "iso7816 && frame.comment contains \"pid=$pa \""
+	texpect 4 "$F" "iso7816 && frame.comment contains \"pid=$pb \""
+	texpect 8 "$F" "iso7816 && frame.interface_name == \"$BED_READER\""
+	texpect 6 "$F" 'syslog.msg contains " marker "'
+	"$PCSCTAP" export --pid "$pb" -o "$work/b.pcapng" "$trace" 2>/dev/null || bed_fail "export --pid"
+	texpect 2 "$work/b.pcapng" 'iso7816.apdu.cla && exported_pdu.p2p_dir == 0'
+	texpect 1 "$work/b.pcapng" 'iso7816.apdu.ins == 0xca'
+	texpect 0 "$work/b.pcapng" "frame.comment contains \"pid=$pa \""
+	;;
 esac
-[ "$(q "SELECT count(*) FROM drops")" = 0 ] || bed_fail "the trace writer dropped events"
+[ "$(q "SELECT count(*) FROM drops")" = 0 ] || bed_fail "the trace writer dropped events: $(q "SELECT * FROM drops")"
 echo "ok - $scenario: $n checks"
