@@ -255,6 +255,53 @@ interleaved)
 	texpect 1 "$work/b.pcapng" 'iso7816.apdu.ins == 0xca'
 	texpect 0 "$work/b.pcapng" "frame.comment contains \"pid=$pa \""
 	;;
+wire)
+	run_client pyscard /usr/bin/python3 "$RT_TESTS/rt_pyscard.py" "$BED_READER" connect:shared:t01 begin \
+		transmit:00A4040000 end:leave transmit:00B0000004 disconnect:reset
+	pid=$(q "SELECT pid FROM processes")
+	# The card logs the reset before it answers: then pcscd has recorded
+	# everything of this client.  Stopping pcscd flushes the wire trace.
+	bed_wait_kind RESET 50 0 || bed_fail "the card was never reset"
+	bed_stop
+	wire=$work/wire
+	[ -f "$wire" ] || bed_fail "the driver wrote no wire trace"
+	W() { "$TRACE_SQL" "$wire" "$1"; }
+	expect "wire APDUs" "$(W "SELECT hex(sent), hex(received) FROM wire WHERE kind = 256 ORDER BY t_ns" | tr '\n\t' ', ')" \
+		"00A4040000 9000,00B0000004 6A82,"
+	show "$trace" "$wire" > "$work/show.txt" || bed_fail "show SHIM WIRE"
+	expect "merged: wire APDUs decoded" \
+		"$(lines "pcscd\[[0-9]+\] wire apdu \[RTW 00 00\] > SELECT 00 A4 04 00 Le=256 < 9000 success" "$work/show.txt")/$(lines "wire apdu \[RTW 00 00\] > READ BINARY 00 B0 00 00 Le=4 < 6A82 " "$work/show.txt")" 1/1
+	expect "merged: wire markers" "$(lines "wire marker \[RTW 00 00\] (connect|begin-transaction|end-transaction|disconnect) pid=$pid " "$work/show.txt")" 4
+	# Merged by time: what pcscd did for a call comes after the call
+	# entered, and each wire marker after the shim's marker of that seq.
+	# (Power-on, ATR and protocol depend on whether pcscd had powered the
+	# card down since the stack started: left out.)
+	order=$(grep -oE "(SCard(Connect|BeginTransaction|Transmit|EndTransaction|Disconnect) |wire (reset|apdu|marker \[RTW 00 00\] (connect|begin-transaction|end-transaction|disconnect))|marker [a-z-]+ pid)" "$work/show.txt" |
+		sed -E 's/ \[RTW 00 00\]//; s/ pid$//; s/ $//' | tr '\n' ,)
+	expect "merged order" "$order" "SCardConnect,marker connect,wire marker connect,SCardBeginTransaction,marker begin-transaction,wire marker begin-transaction,SCardTransmit,wire apdu,SCardEndTransaction,marker end-transaction,wire marker end-transaction,SCardTransmit,wire apdu,SCardDisconnect,marker disconnect,wire marker disconnect,wire reset,"
+	show --json "$trace" "$wire" > "$work/show.json"
+	jexpect "merged --json: in time order" "$work/show.json" "[r['t_ns'] for r in rows] == sorted(r['t_ns'] for r in rows)" True
+	jexpect "merged --json: the card got the shim's marker bodies" "$work/show.json" \
+		"[r['body'] for r in rows if r['type'] == 'marker'] == [r['sent'] for r in rows if r.get('kind') == 'marker' and not r['sent'].startswith('0106')]" True
+	jexpect "merged --json: APDUs on both sides" "$work/show.json" \
+		"[(r['in'], r['out']) for r in rows if r.get('fn') == 'SCardTransmit'] == [(r['sent'], r['received']) for r in rows if r.get('kind') == 'apdu']" True
+	expect "merged --pid: no wire lines" "$(show --pid "$pid" "$trace" "$wire" | grep -c ' wire ')" 0
+	expect "merged --reader" "$(show --reader "RTW 00 00" "$trace" "$wire" | grep -cE ' wire apdu | SCardTransmit ')" 4
+	"$PCSCTAP" sessions "$trace" "$wire" > "$work/sessions.txt" || bed_fail "sessions SHIM WIRE"
+	expect "merged sessions" "$(tail -n 1 "$work/sessions.txt")" "1 session"
+	"$PCSCTAP" stats --json "$trace" "$wire" > "$work/stats.json" || bed_fail "stats SHIM WIRE"
+	stats_vs_trace
+	export_all "$wire"
+	F=$work/t.pcapng
+	texpect 1 "$F" 'iso7816.apdu.ins == 0xa4 && frame.interface_name == "RTW 00 00"'
+	texpect 1 "$F" 'iso7816.apdu.ins == 0xa4 && frame.interface_name == "RTW 00 00 [driver]"'
+	texpect 2 "$F" 'iso7816.apdu.sw1 == 0x6a && iso7816.apdu.sw2 == 0x82'
+	texpect "$(W "SELECT count(*) FROM wire WHERE kind IN (1, 2, 4) AND length(received) >= 2")" "$F" 'iso7816.atr && frame.interface_name == "RTW 00 00 [driver]"'
+	texpect "$(W "SELECT count(*) FROM wire WHERE kind = 5")" "$F" 'syslog.msg contains "wire marker"'
+	texpect 4 "$F" 'syslog.msg contains " marker " && !(syslog.msg contains "wire marker")'
+	ifaces=$(tshark -r "$F" -T fields -e frame.interface_name 2>/dev/null | sort -u | tr '\n' '|')
+	expect "interfaces" "$ifaces" "PC/SC|RTW 00 00|RTW 00 00 [driver]|"
+	;;
 esac
 [ "$(q "SELECT count(*) FROM drops")" = 0 ] || bed_fail "the trace writer dropped events: $(q "SELECT * FROM drops")"
 echo "ok - $scenario: $n checks"
