@@ -39,7 +39,9 @@ echo "ok - a marker from SCardControl reaches the card"
 for bad in 01 0201 01010104 0101010200; do
 	m=$(bed_mark)
 	"$client" marker "$bad" | grep -qx 'rv=80100016 out=0' || bed_fail "malformed $bad not refused"
-	bed_kinds "$m" | grep -qx MARKER && bed_fail "malformed $bad reached the card"
+	# The driver's own protocol marker may follow a power-up by pcscd.
+	bed_lines MARKER "$m" | cut -f3 | grep -v '^protocol ' | grep -q . &&
+		bed_fail "malformed $bad reached the card: $(bed_lines MARKER "$m")"
 done
 echo "ok - malformed markers refused"
 bed_stop
