@@ -63,7 +63,7 @@ print_row(FILE *f, const struct tap_input *in, int file, const struct trace_sess
 		fprintf(f, ",\"markers\":%" PRId64 "}\n", s->n_markers);
 		return;
 	}
-	fprintf(f, "%8" PRId64 "  %-16.16s %7" PRId64 "  %-28.28s %-9s %-6s %s  %10s %7" PRId64
+	fprintf(f, "%8" PRId64 "  %-16.16s %7" PRId64 "  %-28.28s %-9s %-9.9s %s  %10s %7" PRId64
 		" %5" PRId64 "  %-8s %4" PRId64 "\n",
 		s->id, s->process ? s->process : tap_process_name(in, file, s->pid), s->pid,
 		s->reader ? s->reader : "?", share ? share : "?", proto,
@@ -119,7 +119,7 @@ cmd_sessions(int argc, char **argv)
 	if (status != PCSCTAP_EXIT_OK)
 		goto out;
 	if (!json)
-		printf("%8s  %-16s %7s  %-28s %-9s %-6s %-26s  %10s %7s %5s  %-8s %4s\n",
+		printf("%8s  %-16s %7s  %-28s %-9s %-9s %-26s  %10s %7s %5s  %-8s %4s\n",
 		       "ID", "PROCESS", "PID", "READER", "SHARE", "PROTO", "START", "DURATION",
 		       "APDUS", "TX", "DISP", "MARK");
 	for (file = 0; file < tap_input_count(in); file++) {
