@@ -46,6 +46,9 @@ enum {
 	/* SQLite's own busy wait is cut into slices so that fork() and close
 	 * can get the connection lock between them. */
 	BUSY_SLICE_MS = 50,
+	/* Calls inserted by one multi-row INSERT (see insert_calls). */
+	CALL_ROWS = 32,
+	CALL_COLS = 24,
 	/* Empty polls before the thread sleeps until signalled. */
 	IDLE_POLLS = 10,
 	CLOSE_FLUSH_MS = 5000,
@@ -67,6 +70,7 @@ enum warn_bit {
 
 enum stmt_id {
 	ST_CALL,
+	ST_CALLS,		/* CALL_ROWS calls at once; SQL built by once_init() */
 	ST_STATE,
 	ST_MARKER,
 	ST_WIRE,
@@ -78,12 +82,18 @@ enum stmt_id {
 	ST_COUNT,
 };
 
+#define CALLS_INSERT "INSERT INTO calls(pid, tid, fn, t_enter_ns, t_return_ns, wall_ns, rv," \
+	" context, card, reader, share_mode, preferred_protocols, active_protocol," \
+	" disposition, scope, timeout, code, state, send_pci, recv_pci," \
+	" data_in, data_out, redacted, extra) VALUES"
+#define CALLS_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+/* CALLS_INSERT, then CALL_ROWS times CALLS_ROW separated by commas. */
+static char calls_sql[sizeof(CALLS_INSERT) + CALL_ROWS * sizeof(CALLS_ROW)];
+
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_CALL] = "INSERT INTO calls(pid, tid, fn, t_enter_ns, t_return_ns, wall_ns, rv,"
-		" context, card, reader, share_mode, preferred_protocols, active_protocol,"
-		" disposition, scope, timeout, code, state, send_pci, recv_pci,"
-		" data_in, data_out, redacted, extra)"
-		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[ST_CALL] = CALLS_INSERT CALLS_ROW,
+	[ST_CALLS] = calls_sql,
 	[ST_STATE] = "INSERT INTO reader_states(call_id, idx, reader, current_state,"
 		" event_state, atr) VALUES(?,?,?,?,?,?)",
 	[ST_MARKER] = "INSERT INTO markers(pid, tid, t_ns, wall_ns, card, reader, event,"
@@ -128,6 +138,10 @@ struct trace_writer {
 	pthread_mutex_t db_lock;
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	/* Per row of ST_CALL (0) and ST_CALLS (1..CALL_ROWS): the columns
+	 * (enum call_bound bits) currently bound to a non-NULL value, so that
+	 * only those that change to absent need a NULL bound. */
+	uint32_t call_bound[1 + CALL_ROWS];
 	int process_written;
 	int fork_waiting;		/* atomic: fork prepare wants db_lock */
 
@@ -193,6 +207,8 @@ db_release(struct trace_writer *w, int checkpoint)
 		sqlite3_finalize(w->st[i]);
 		w->st[i] = NULL;
 	}
+	/* A statement prepared afresh has every parameter NULL. */
+	memset(w->call_bound, 0, sizeof(w->call_bound));
 	if (w->db) {
 		sqlite3_db_config(w->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, !checkpoint, NULL);
 		sqlite3_close_v2(w->db);
@@ -262,15 +278,6 @@ out:
 }
 
 static void
-bind_opt(sqlite3_stmt *st, int i, uint32_t present, uint32_t bit, int64_t v)
-{
-	if (present & bit)
-		sqlite3_bind_int64(st, i, v);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void
 bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	if (s)
@@ -297,38 +304,101 @@ run(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* Bits of call_bound beyond enum trace_call_field: the text/blob columns. */
+enum call_bound {
+	BOUND_READER = 1u << 24,
+	BOUND_IN = 1u << 25,
+	BOUND_OUT = 1u << 26,
+	BOUND_EXTRA = 1u << 27,
+};
+
+/*
+ * Bind one call as the row whose first parameter is @p base + 1.  A column
+ * is bound NULL only if it held a value in the previous row bound there: a
+ * steady stream of one function binds no NULLs at all.  Text and blobs are
+ * bound SQLITE_STATIC: the event lives until the statement has run.
+ */
+static void
+bind_call(struct trace_writer *w, sqlite3_stmt *st, int base, uint32_t *bound,
+	  const struct trace_call *c)
+{
+	uint32_t now = c->present & 0xfff;
+	uint32_t stale;
+
+	if (c->reader)
+		now |= BOUND_READER;
+	if (c->in.data)
+		now |= BOUND_IN;
+	if (c->out.data)
+		now |= BOUND_OUT;
+	if (c->extra)
+		now |= BOUND_EXTRA;
+	stale = *bound & ~now;
+	*bound = now;
+
+	sqlite3_bind_int64(st, base + 1, w->pid);
+	sqlite3_bind_int64(st, base + 2, c->tid);
+	sqlite3_bind_int(st, base + 3, c->fn);
+	sqlite3_bind_int64(st, base + 4, c->t_enter_ns);
+	sqlite3_bind_int64(st, base + 5, c->t_return_ns);
+	sqlite3_bind_int64(st, base + 6, c->wall_ns);
+	sqlite3_bind_int64(st, base + 7, c->rv);
+	sqlite3_bind_int(st, base + 23, c->redacted ? 1 : 0);
+	if (now & TRACE_HAS_CONTEXT)
+		sqlite3_bind_int64(st, base + 8, (int64_t)c->context);
+	if (now & TRACE_HAS_CARD)
+		sqlite3_bind_int64(st, base + 9, (int64_t)c->card);
+	if (now & BOUND_READER)
+		sqlite3_bind_text(st, base + 10, c->reader, -1, SQLITE_STATIC);
+	if (now & TRACE_HAS_SHARE_MODE)
+		sqlite3_bind_int64(st, base + 11, c->share_mode);
+	if (now & TRACE_HAS_PREFERRED_PROTOCOLS)
+		sqlite3_bind_int64(st, base + 12, c->preferred_protocols);
+	if (now & TRACE_HAS_ACTIVE_PROTOCOL)
+		sqlite3_bind_int64(st, base + 13, c->active_protocol);
+	if (now & TRACE_HAS_DISPOSITION)
+		sqlite3_bind_int64(st, base + 14, c->disposition);
+	if (now & TRACE_HAS_SCOPE)
+		sqlite3_bind_int64(st, base + 15, c->scope);
+	if (now & TRACE_HAS_TIMEOUT)
+		sqlite3_bind_int64(st, base + 16, c->timeout);
+	if (now & TRACE_HAS_CODE)
+		sqlite3_bind_int64(st, base + 17, c->code);
+	if (now & TRACE_HAS_STATE)
+		sqlite3_bind_int64(st, base + 18, c->state);
+	if (now & TRACE_HAS_SEND_PCI)
+		sqlite3_bind_int64(st, base + 19, c->send_pci);
+	if (now & TRACE_HAS_RECV_PCI)
+		sqlite3_bind_int64(st, base + 20, c->recv_pci);
+	if (now & BOUND_IN)
+		bind_blob(st, base + 21, c->in);
+	if (now & BOUND_OUT)
+		bind_blob(st, base + 22, c->out);
+	if (now & BOUND_EXTRA)
+		sqlite3_bind_text(st, base + 24, c->extra, -1, SQLITE_STATIC);
+	if (__builtin_expect(stale != 0, 0)) {
+		/* The column of each bit (enum trace_call_field, call_bound). */
+		static const int col[28] = {
+			8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			10, 21, 22, 24,
+		};
+
+		for (int b = 0; b < 28; b++) {
+			if ((stale & (1u << b)) && col[b])
+				sqlite3_bind_null(st, base + col[b]);
+		}
+	}
+}
+
 static int
 insert_call(struct trace_writer *w, const struct trace_call *c)
 {
 	sqlite3_stmt *st = w->st[ST_CALL];
-	uint32_t p = c->present;
 	int64_t call_id;
 	int rc;
 
-	sqlite3_bind_int64(st, 1, w->pid);
-	sqlite3_bind_int64(st, 2, c->tid);
-	sqlite3_bind_int(st, 3, c->fn);
-	sqlite3_bind_int64(st, 4, c->t_enter_ns);
-	sqlite3_bind_int64(st, 5, c->t_return_ns);
-	sqlite3_bind_int64(st, 6, c->wall_ns);
-	sqlite3_bind_int64(st, 7, c->rv);
-	bind_opt(st, 8, p, TRACE_HAS_CONTEXT, (int64_t)c->context);
-	bind_opt(st, 9, p, TRACE_HAS_CARD, (int64_t)c->card);
-	bind_text(st, 10, c->reader);
-	bind_opt(st, 11, p, TRACE_HAS_SHARE_MODE, c->share_mode);
-	bind_opt(st, 12, p, TRACE_HAS_PREFERRED_PROTOCOLS, c->preferred_protocols);
-	bind_opt(st, 13, p, TRACE_HAS_ACTIVE_PROTOCOL, c->active_protocol);
-	bind_opt(st, 14, p, TRACE_HAS_DISPOSITION, c->disposition);
-	bind_opt(st, 15, p, TRACE_HAS_SCOPE, c->scope);
-	bind_opt(st, 16, p, TRACE_HAS_TIMEOUT, c->timeout);
-	bind_opt(st, 17, p, TRACE_HAS_CODE, c->code);
-	bind_opt(st, 18, p, TRACE_HAS_STATE, c->state);
-	bind_opt(st, 19, p, TRACE_HAS_SEND_PCI, c->send_pci);
-	bind_opt(st, 20, p, TRACE_HAS_RECV_PCI, c->recv_pci);
-	bind_blob(st, 21, c->in);
-	bind_blob(st, 22, c->out);
-	sqlite3_bind_int(st, 23, c->redacted ? 1 : 0);
-	bind_text(st, 24, c->extra);
+	bind_call(w, st, 0, &w->call_bound[0], c);
 	rc = run(st);
 	if (rc != SQLITE_OK || !c->n_states)
 		goto out;
@@ -347,6 +417,29 @@ insert_call(struct trace_writer *w, const struct trace_call *c)
 	}
 out:
 	return rc;
+}
+
+/* A call with no reader-state rows: one row of calls and nothing else. */
+static int
+plain_call(const struct tq_event *ev)
+{
+	return ev->kind == TQ_CALL && !ev->u.call.n_states;
+}
+
+/*
+ * CALL_ROWS plain calls from @p ev on in one statement: the statement's
+ * set-up and tear-down (cursors, their allocations) is paid once, and its
+ * cursors stay on the right edge of the table and of each index, where
+ * SQLite appends without searching from the root.
+ */
+static int
+insert_calls(struct trace_writer *w, const struct tq_event *ev)
+{
+	sqlite3_stmt *st = w->st[ST_CALLS];
+
+	for (int r = 0; r < CALL_ROWS; r++, ev = ev->next)
+		bind_call(w, st, r * CALL_COLS, &w->call_bound[1 + r], &ev->u.call);
+	return run(st);
 }
 
 static int
@@ -526,7 +619,7 @@ write_batch(struct trace_writer *w, struct tq_event *ev, uint64_t n, uint64_t *d
 	const int64_t slice_ns = (int64_t)w->commit_ms * 1000000 / 2;
 	uint64_t failed = 0;
 	int64_t t0;
-	uint64_t k;
+	uint64_t k, check;
 	int rc;
 
 	pthread_mutex_lock(&w->db_lock);
@@ -543,15 +636,30 @@ write_batch(struct trace_writer *w, struct tq_event *ev, uint64_t n, uint64_t *d
 			if (rc != SQLITE_OK)
 				goto rollback;
 		}
-		for (k = 0; ev; ev = ev->next, k++) {
-			rc = insert_event(w, ev);
+		for (k = 0, check = 256; ev;) {
+			struct tq_event *e = ev;
+			uint64_t m = 0;
+
+			while (m < CALL_ROWS && e && plain_call(e)) {
+				e = e->next;
+				m++;
+			}
+			if (m == CALL_ROWS) {
+				rc = insert_calls(w, ev);
+			} else {
+				rc = insert_event(w, ev);
+				m = 1;
+				e = ev->next;
+			}
 			if (rc != SQLITE_OK)
 				goto rollback;
+			ev = e;
+			k += m;
 			/* Keep each transaction short: durability within commit_ms. */
-			if ((k & 255) == 255 && trace_mono_ns() - t0 >= slice_ns) {
-				ev = ev->next;
-				k++;
-				break;
+			if (k >= check) {
+				check = k + 256;
+				if (trace_mono_ns() - t0 >= slice_ns)
+					break;
 			}
 		}
 		if (*drops) {
@@ -725,6 +833,7 @@ child_restart(struct trace_writer *w)
 	/* The parent's connection, if any, is abandoned, never closed. */
 	w->db = NULL;
 	memset(w->st, 0, sizeof(w->st));
+	memset(w->call_bound, 0, sizeof(w->call_bound));
 	w->process_written = 0;
 	w->seq_in = w->seq_done = 0;
 	w->enqueued = w->written = w->dropped = w->commits = 0;
@@ -757,6 +866,11 @@ flush_all_at_exit(void)
 static void
 once_init(void)
 {
+	char *p = calls_sql;
+
+	p = stpcpy(p, CALLS_INSERT);
+	for (int r = 0; r < CALL_ROWS; r++)
+		p = stpcpy(stpcpy(p, r ? "," : ""), CALLS_ROW);
 	cur_pid = getpid();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(flush_all_at_exit);
