@@ -46,6 +46,13 @@ enum {
 	/* SQLite's own busy wait is cut into slices so that fork() and close
 	 * can get the connection lock between them. */
 	BUSY_SLICE_MS = 50,
+	/* Fairness gap between two slices of a long batch (write_batch): left
+	 * after every slice while another writer was seen in the last
+	 * OTHER_WRITER_MS, otherwise once every PROBE_GAP_MS so that a newcomer
+	 * blocked by our back-to-back slices gets in and is seen. */
+	FAIR_GAP_US = 2000,
+	OTHER_WRITER_MS = 2000,
+	PROBE_GAP_MS = 250,
 	/* Calls inserted by one multi-row INSERT (see insert_calls). */
 	CALL_ROWS = 32,
 	CALL_COLS = 24,
@@ -79,6 +86,7 @@ enum stmt_id {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_DATA_VERSION,
 	ST_COUNT,
 };
 
@@ -106,6 +114,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct trace_writer {
@@ -143,6 +152,9 @@ struct trace_writer {
 	 * only those that change to absent need a NULL bound. */
 	uint32_t call_bound[1 + CALL_ROWS];
 	int process_written;
+	int64_t data_version;		/* -1: not read on this connection yet */
+	int64_t other_seen_ns;		/* atomic: another writer last seen (busy, its commit) */
+	int64_t last_gap_ns;
 	int fork_waiting;		/* atomic: fork prepare wants db_lock */
 
 	unsigned warned;		/* atomic: enum warn_bit */
@@ -225,7 +237,9 @@ db_release(struct trace_writer *w, int checkpoint)
 static int
 busy_poll(void *arg, int count)
 {
-	(void)arg;
+	struct trace_writer *w = arg;
+
+	__atomic_store_n(&w->other_seen_ns, trace_mono_ns(), __ATOMIC_RELAXED);
 	if (count >= BUSY_SLICE_MS)
 		return 0;
 	usleep(1000);
@@ -233,9 +247,10 @@ busy_poll(void *arg, int count)
 }
 
 static void
-set_busy(sqlite3 *db)
+set_busy(struct trace_writer *w)
 {
-	sqlite3_busy_handler(db, busy_poll, NULL);
+	sqlite3_busy_handler(w->db, busy_poll, w);
+	w->data_version = -1;
 }
 
 static int
@@ -265,7 +280,7 @@ db_ensure(struct trace_writer *w)
 			  err, "");
 		goto out;
 	}
-	set_busy(w->db);
+	set_busy(w);
 	rc = db_prepare(w);
 	if (rc != SQLITE_OK) {
 		ret = trace_err_from_sqlite(rc);
@@ -581,6 +596,7 @@ begin(struct trace_writer *w)
 		rc = run(w->st[ST_BEGIN]);
 		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
 			return rc;
+		__atomic_store_n(&w->other_seen_ns, trace_mono_ns(), __ATOMIC_RELAXED);
 		if (trace_mono_ns() - t0 >= (int64_t)w->busy_ms * 1000000)
 			warn_once(w, WARN_BUSY,
 				  "trace %s is locked by another process; still waiting%s",
@@ -607,6 +623,35 @@ insert_event(struct trace_writer *w, const struct tq_event *ev)
 	default:
 		return SQLITE_OK;
 	}
+}
+
+/*
+ * Whether to leave the fairness gap now: yes while another writer is
+ * known to use the trace (it made us wait, or committed since our last
+ * look), and once every PROBE_GAP_MS anyway.  A lone writer thus keeps
+ * almost all of its time; a newcomer waits at most about PROBE_GAP_MS for
+ * its first transaction, then gets a gap after every slice.
+ */
+static int
+want_gap(struct trace_writer *w)
+{
+	sqlite3_stmt *st = w->st[ST_DATA_VERSION];
+	int64_t now = trace_mono_ns();
+	int64_t v;
+
+	if (trace_sys.sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+		if (w->data_version >= 0 && v != w->data_version)
+			__atomic_store_n(&w->other_seen_ns, now, __ATOMIC_RELAXED);
+		w->data_version = v;
+	} else {
+		/* Cannot tell: be fair. */
+		__atomic_store_n(&w->other_seen_ns, now, __ATOMIC_RELAXED);
+	}
+	sqlite3_reset(st);
+	return now - __atomic_load_n(&w->other_seen_ns, __ATOMIC_RELAXED) <
+		       (int64_t)OTHER_WRITER_MS * 1000000 ||
+	       now - w->last_gap_ns >= (int64_t)PROBE_GAP_MS * 1000000;
 }
 
 /*
@@ -682,8 +727,10 @@ write_batch(struct trace_writer *w, struct tq_event *ev, uint64_t n, uint64_t *d
 		db_yield(w);
 		/* More of this batch to come: leave other processes a gap to
 		 * take the write lock (fairness, see busy_poll). */
-		if (ev)
-			usleep(2000);
+		if (ev && want_gap(w)) {
+			w->last_gap_ns = trace_mono_ns();
+			usleep(FAIR_GAP_US);
+		}
 	}
 	goto out;
 rollback:
@@ -922,7 +969,7 @@ trace_writer_open(struct trace_writer **out, const char *path,
 		trace_warnf("cannot write the trace (%s); not tracing", err);
 		goto out;
 	}
-	set_busy(w->db);
+	set_busy(w);
 	ret = trace_err_from_sqlite(db_prepare(w));
 	if (ret < 0) {
 		trace_warnf("cannot write the trace %s: %s; not tracing", path, sqlite3_errmsg(w->db));
