@@ -228,7 +228,7 @@ main(int argc, char **argv)
 	       " max %" PRId64 " ns\n", nlat, overhead, lat[nlat / 2] - overhead,
 	       lat[nlat * 99 / 100] - overhead, lat[nlat - 1] - overhead);
 	printf("  memory: RSS at start %ld KiB, peak RSS %ld KiB (bound: queue <= 64 MiB"
-	       " of events + SQLite page cache ~2 MiB + thread stack)\n", rss0, peak_kib());
+	       " of events + <= 5 MiB of spare event blocks + SQLite page cache ~2 MiB + thread stack)\n", rss0, peak_kib());
 	{
 		double t;
 
