@@ -62,12 +62,9 @@ event_alloc(size_t extra, int kind)
 	return ev;
 }
 
-struct tq_event *
-tq_event_call(const struct trace_call *c)
+size_t
+tq_event_call_size(const struct trace_call *c)
 {
-	struct trace_reader_state *states;
-	struct tq_event *ev;
-	struct packer pk;
 	size_t extra;
 
 	extra = str_size(c->reader) + str_size(c->extra) +
@@ -78,9 +75,28 @@ tq_event_call(const struct trace_call *c)
 			extra += str_size(c->states[i].reader) +
 				 (c->states[i].atr.data ? c->states[i].atr.len : 0);
 	}
-	ev = event_alloc(extra, TQ_CALL);
-	if (!ev)
-		return NULL;
+	return sizeof(struct tq_event) + extra;
+}
+
+struct tq_event *
+tq_event_call(const struct trace_call *c)
+{
+	size_t size = tq_event_call_size(c);
+	void *mem = malloc(size);
+
+	return mem ? tq_event_call_at(mem, size, c) : NULL;
+}
+
+struct tq_event *
+tq_event_call_at(void *mem, size_t cap, const struct trace_call *c)
+{
+	struct trace_reader_state *states;
+	struct tq_event *ev = mem;
+	struct packer pk;
+
+	ev->next = NULL;
+	ev->size = cap;
+	ev->kind = TQ_CALL;
 	ev->u.call = *c;
 	pk.p = (uint8_t *)(ev + 1);
 	/* The state array goes first: the block's start is suitably aligned. */

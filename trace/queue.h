@@ -33,6 +33,11 @@ struct tq_event {
 
 /* Copy an event into one block; NULL when out of memory. */
 struct tq_event *tq_event_call(const struct trace_call *call);
+/* The bytes tq_event_call() needs for @p call. */
+size_t tq_event_call_size(const struct trace_call *call);
+/* Copy @p call into @p mem, a block of @p cap >= tq_event_call_size() bytes
+ * (ev->size = @p cap). */
+struct tq_event *tq_event_call_at(void *mem, size_t cap, const struct trace_call *call);
 struct tq_event *tq_event_marker(const struct trace_marker *marker);
 struct tq_event *tq_event_wire(const struct trace_wire *wire);
 void tq_event_free_list(struct tq_event *ev);

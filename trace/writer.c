@@ -46,6 +46,23 @@ enum {
 	/* SQLite's own busy wait is cut into slices so that fork() and close
 	 * can get the connection lock between them. */
 	BUSY_SLICE_MS = 50,
+	/* Fairness gap between two slices of a long batch (write_batch): left
+	 * after every slice while another writer was seen in the last
+	 * OTHER_WRITER_MS, otherwise once every PROBE_GAP_MS so that a newcomer
+	 * blocked by our back-to-back slices gets in and is seen. */
+	FAIR_GAP_US = 2000,
+	OTHER_WRITER_MS = 2000,
+	PROBE_GAP_MS = 250,
+	/* Calls inserted by one multi-row INSERT (see insert_calls). */
+	CALL_ROWS = 32,
+	CALL_COLS = 24,
+	/* Small call events are built in blocks of SPARE_SIZE bytes that the
+	 * thread hands back for reuse once written (at most SPARE_MAX of them,
+	 * freed when the writer goes idle): the caller's thread then neither
+	 * mallocs nor touches fresh pages, and the two threads do not contend
+	 * for malloc's arena. */
+	SPARE_SIZE = 320,
+	SPARE_MAX = 16384,
 	/* Empty polls before the thread sleeps until signalled. */
 	IDLE_POLLS = 10,
 	CLOSE_FLUSH_MS = 5000,
@@ -67,6 +84,7 @@ enum warn_bit {
 
 enum stmt_id {
 	ST_CALL,
+	ST_CALLS,		/* CALL_ROWS calls at once; SQL built by once_init() */
 	ST_STATE,
 	ST_MARKER,
 	ST_WIRE,
@@ -75,15 +93,22 @@ enum stmt_id {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_DATA_VERSION,
 	ST_COUNT,
 };
 
+#define CALLS_INSERT "INSERT INTO calls(pid, tid, fn, t_enter_ns, t_return_ns, wall_ns, rv," \
+	" context, card, reader, share_mode, preferred_protocols, active_protocol," \
+	" disposition, scope, timeout, code, state, send_pci, recv_pci," \
+	" data_in, data_out, redacted, extra) VALUES"
+#define CALLS_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+/* CALLS_INSERT, then CALL_ROWS times CALLS_ROW separated by commas. */
+static char calls_sql[sizeof(CALLS_INSERT) + CALL_ROWS * sizeof(CALLS_ROW)];
+
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_CALL] = "INSERT INTO calls(pid, tid, fn, t_enter_ns, t_return_ns, wall_ns, rv,"
-		" context, card, reader, share_mode, preferred_protocols, active_protocol,"
-		" disposition, scope, timeout, code, state, send_pci, recv_pci,"
-		" data_in, data_out, redacted, extra)"
-		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[ST_CALL] = CALLS_INSERT CALLS_ROW,
+	[ST_CALLS] = calls_sql,
 	[ST_STATE] = "INSERT INTO reader_states(call_id, idx, reader, current_state,"
 		" event_state, atr) VALUES(?,?,?,?,?,?)",
 	[ST_MARKER] = "INSERT INTO markers(pid, tid, t_ns, wall_ns, card, reader, event,"
@@ -96,6 +121,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct trace_writer {
@@ -112,6 +138,8 @@ struct trace_writer {
 	pthread_cond_t wake;		/* the thread waits for work */
 	pthread_cond_t done;		/* flushers wait for seq_done */
 	struct tq_fifo q;
+	struct tq_event *spare;		/* free SPARE_SIZE blocks */
+	size_t n_spare;
 	uint64_t seq_in;		/* events accepted */
 	uint64_t seq_done;		/* events written or given up on */
 	uint64_t enqueued, written, dropped, commits;
@@ -128,7 +156,14 @@ struct trace_writer {
 	pthread_mutex_t db_lock;
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	/* Per row of ST_CALL (0) and ST_CALLS (1..CALL_ROWS): the columns
+	 * (enum call_bound bits) currently bound to a non-NULL value, so that
+	 * only those that change to absent need a NULL bound. */
+	uint32_t call_bound[1 + CALL_ROWS];
 	int process_written;
+	int64_t data_version;		/* -1: not read on this connection yet */
+	int64_t other_seen_ns;		/* atomic: another writer last seen (busy, its commit) */
+	int64_t last_gap_ns;
 	int fork_waiting;		/* atomic: fork prepare wants db_lock */
 
 	unsigned warned;		/* atomic: enum warn_bit */
@@ -193,6 +228,8 @@ db_release(struct trace_writer *w, int checkpoint)
 		sqlite3_finalize(w->st[i]);
 		w->st[i] = NULL;
 	}
+	/* A statement prepared afresh has every parameter NULL. */
+	memset(w->call_bound, 0, sizeof(w->call_bound));
 	if (w->db) {
 		sqlite3_db_config(w->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, !checkpoint, NULL);
 		sqlite3_close_v2(w->db);
@@ -209,7 +246,9 @@ db_release(struct trace_writer *w, int checkpoint)
 static int
 busy_poll(void *arg, int count)
 {
-	(void)arg;
+	struct trace_writer *w = arg;
+
+	__atomic_store_n(&w->other_seen_ns, trace_mono_ns(), __ATOMIC_RELAXED);
 	if (count >= BUSY_SLICE_MS)
 		return 0;
 	usleep(1000);
@@ -217,9 +256,10 @@ busy_poll(void *arg, int count)
 }
 
 static void
-set_busy(sqlite3 *db)
+set_busy(struct trace_writer *w)
 {
-	sqlite3_busy_handler(db, busy_poll, NULL);
+	sqlite3_busy_handler(w->db, busy_poll, w);
+	w->data_version = -1;
 }
 
 static int
@@ -249,7 +289,7 @@ db_ensure(struct trace_writer *w)
 			  err, "");
 		goto out;
 	}
-	set_busy(w->db);
+	set_busy(w);
 	rc = db_prepare(w);
 	if (rc != SQLITE_OK) {
 		ret = trace_err_from_sqlite(rc);
@@ -259,15 +299,6 @@ db_ensure(struct trace_writer *w)
 	}
 out:
 	return ret;
-}
-
-static void
-bind_opt(sqlite3_stmt *st, int i, uint32_t present, uint32_t bit, int64_t v)
-{
-	if (present & bit)
-		sqlite3_bind_int64(st, i, v);
-	else
-		sqlite3_bind_null(st, i);
 }
 
 static void
@@ -297,38 +328,101 @@ run(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* Bits of call_bound beyond enum trace_call_field: the text/blob columns. */
+enum call_bound {
+	BOUND_READER = 1u << 24,
+	BOUND_IN = 1u << 25,
+	BOUND_OUT = 1u << 26,
+	BOUND_EXTRA = 1u << 27,
+};
+
+/*
+ * Bind one call as the row whose first parameter is @p base + 1.  A column
+ * is bound NULL only if it held a value in the previous row bound there: a
+ * steady stream of one function binds no NULLs at all.  Text and blobs are
+ * bound SQLITE_STATIC: the event lives until the statement has run.
+ */
+static void
+bind_call(struct trace_writer *w, sqlite3_stmt *st, int base, uint32_t *bound,
+	  const struct trace_call *c)
+{
+	uint32_t now = c->present & 0xfff;
+	uint32_t stale;
+
+	if (c->reader)
+		now |= BOUND_READER;
+	if (c->in.data)
+		now |= BOUND_IN;
+	if (c->out.data)
+		now |= BOUND_OUT;
+	if (c->extra)
+		now |= BOUND_EXTRA;
+	stale = *bound & ~now;
+	*bound = now;
+
+	sqlite3_bind_int64(st, base + 1, w->pid);
+	sqlite3_bind_int64(st, base + 2, c->tid);
+	sqlite3_bind_int(st, base + 3, c->fn);
+	sqlite3_bind_int64(st, base + 4, c->t_enter_ns);
+	sqlite3_bind_int64(st, base + 5, c->t_return_ns);
+	sqlite3_bind_int64(st, base + 6, c->wall_ns);
+	sqlite3_bind_int64(st, base + 7, c->rv);
+	sqlite3_bind_int(st, base + 23, c->redacted ? 1 : 0);
+	if (now & TRACE_HAS_CONTEXT)
+		sqlite3_bind_int64(st, base + 8, (int64_t)c->context);
+	if (now & TRACE_HAS_CARD)
+		sqlite3_bind_int64(st, base + 9, (int64_t)c->card);
+	if (now & BOUND_READER)
+		sqlite3_bind_text(st, base + 10, c->reader, -1, SQLITE_STATIC);
+	if (now & TRACE_HAS_SHARE_MODE)
+		sqlite3_bind_int64(st, base + 11, c->share_mode);
+	if (now & TRACE_HAS_PREFERRED_PROTOCOLS)
+		sqlite3_bind_int64(st, base + 12, c->preferred_protocols);
+	if (now & TRACE_HAS_ACTIVE_PROTOCOL)
+		sqlite3_bind_int64(st, base + 13, c->active_protocol);
+	if (now & TRACE_HAS_DISPOSITION)
+		sqlite3_bind_int64(st, base + 14, c->disposition);
+	if (now & TRACE_HAS_SCOPE)
+		sqlite3_bind_int64(st, base + 15, c->scope);
+	if (now & TRACE_HAS_TIMEOUT)
+		sqlite3_bind_int64(st, base + 16, c->timeout);
+	if (now & TRACE_HAS_CODE)
+		sqlite3_bind_int64(st, base + 17, c->code);
+	if (now & TRACE_HAS_STATE)
+		sqlite3_bind_int64(st, base + 18, c->state);
+	if (now & TRACE_HAS_SEND_PCI)
+		sqlite3_bind_int64(st, base + 19, c->send_pci);
+	if (now & TRACE_HAS_RECV_PCI)
+		sqlite3_bind_int64(st, base + 20, c->recv_pci);
+	if (now & BOUND_IN)
+		bind_blob(st, base + 21, c->in);
+	if (now & BOUND_OUT)
+		bind_blob(st, base + 22, c->out);
+	if (now & BOUND_EXTRA)
+		sqlite3_bind_text(st, base + 24, c->extra, -1, SQLITE_STATIC);
+	if (__builtin_expect(stale != 0, 0)) {
+		/* The column of each bit (enum trace_call_field, call_bound). */
+		static const int col[28] = {
+			8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			10, 21, 22, 24,
+		};
+
+		for (int b = 0; b < 28; b++) {
+			if ((stale & (1u << b)) && col[b])
+				sqlite3_bind_null(st, base + col[b]);
+		}
+	}
+}
+
 static int
 insert_call(struct trace_writer *w, const struct trace_call *c)
 {
 	sqlite3_stmt *st = w->st[ST_CALL];
-	uint32_t p = c->present;
 	int64_t call_id;
 	int rc;
 
-	sqlite3_bind_int64(st, 1, w->pid);
-	sqlite3_bind_int64(st, 2, c->tid);
-	sqlite3_bind_int(st, 3, c->fn);
-	sqlite3_bind_int64(st, 4, c->t_enter_ns);
-	sqlite3_bind_int64(st, 5, c->t_return_ns);
-	sqlite3_bind_int64(st, 6, c->wall_ns);
-	sqlite3_bind_int64(st, 7, c->rv);
-	bind_opt(st, 8, p, TRACE_HAS_CONTEXT, (int64_t)c->context);
-	bind_opt(st, 9, p, TRACE_HAS_CARD, (int64_t)c->card);
-	bind_text(st, 10, c->reader);
-	bind_opt(st, 11, p, TRACE_HAS_SHARE_MODE, c->share_mode);
-	bind_opt(st, 12, p, TRACE_HAS_PREFERRED_PROTOCOLS, c->preferred_protocols);
-	bind_opt(st, 13, p, TRACE_HAS_ACTIVE_PROTOCOL, c->active_protocol);
-	bind_opt(st, 14, p, TRACE_HAS_DISPOSITION, c->disposition);
-	bind_opt(st, 15, p, TRACE_HAS_SCOPE, c->scope);
-	bind_opt(st, 16, p, TRACE_HAS_TIMEOUT, c->timeout);
-	bind_opt(st, 17, p, TRACE_HAS_CODE, c->code);
-	bind_opt(st, 18, p, TRACE_HAS_STATE, c->state);
-	bind_opt(st, 19, p, TRACE_HAS_SEND_PCI, c->send_pci);
-	bind_opt(st, 20, p, TRACE_HAS_RECV_PCI, c->recv_pci);
-	bind_blob(st, 21, c->in);
-	bind_blob(st, 22, c->out);
-	sqlite3_bind_int(st, 23, c->redacted ? 1 : 0);
-	bind_text(st, 24, c->extra);
+	bind_call(w, st, 0, &w->call_bound[0], c);
 	rc = run(st);
 	if (rc != SQLITE_OK || !c->n_states)
 		goto out;
@@ -347,6 +441,29 @@ insert_call(struct trace_writer *w, const struct trace_call *c)
 	}
 out:
 	return rc;
+}
+
+/* A call with no reader-state rows: one row of calls and nothing else. */
+static int
+plain_call(const struct tq_event *ev)
+{
+	return ev->kind == TQ_CALL && !ev->u.call.n_states;
+}
+
+/*
+ * CALL_ROWS plain calls from @p ev on in one statement: the statement's
+ * set-up and tear-down (cursors, their allocations) is paid once, and its
+ * cursors stay on the right edge of the table and of each index, where
+ * SQLite appends without searching from the root.
+ */
+static int
+insert_calls(struct trace_writer *w, const struct tq_event *ev)
+{
+	sqlite3_stmt *st = w->st[ST_CALLS];
+
+	for (int r = 0; r < CALL_ROWS; r++, ev = ev->next)
+		bind_call(w, st, r * CALL_COLS, &w->call_bound[1 + r], &ev->u.call);
+	return run(st);
 }
 
 static int
@@ -488,6 +605,7 @@ begin(struct trace_writer *w)
 		rc = run(w->st[ST_BEGIN]);
 		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
 			return rc;
+		__atomic_store_n(&w->other_seen_ns, trace_mono_ns(), __ATOMIC_RELAXED);
 		if (trace_mono_ns() - t0 >= (int64_t)w->busy_ms * 1000000)
 			warn_once(w, WARN_BUSY,
 				  "trace %s is locked by another process; still waiting%s",
@@ -517,6 +635,35 @@ insert_event(struct trace_writer *w, const struct tq_event *ev)
 }
 
 /*
+ * Whether to leave the fairness gap now: yes while another writer is
+ * known to use the trace (it made us wait, or committed since our last
+ * look), and once every PROBE_GAP_MS anyway.  A lone writer thus keeps
+ * almost all of its time; a newcomer waits at most about PROBE_GAP_MS for
+ * its first transaction, then gets a gap after every slice.
+ */
+static int
+want_gap(struct trace_writer *w)
+{
+	sqlite3_stmt *st = w->st[ST_DATA_VERSION];
+	int64_t now = trace_mono_ns();
+	int64_t v;
+
+	if (trace_sys.sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+		if (w->data_version >= 0 && v != w->data_version)
+			__atomic_store_n(&w->other_seen_ns, now, __ATOMIC_RELAXED);
+		w->data_version = v;
+	} else {
+		/* Cannot tell: be fair. */
+		__atomic_store_n(&w->other_seen_ns, now, __ATOMIC_RELAXED);
+	}
+	sqlite3_reset(st);
+	return now - __atomic_load_n(&w->other_seen_ns, __ATOMIC_RELAXED) <
+		       (int64_t)OTHER_WRITER_MS * 1000000 ||
+	       now - w->last_gap_ns >= (int64_t)PROBE_GAP_MS * 1000000;
+}
+
+/*
  * Write @p ev (n events) plus @p drops in one or more transactions.
  * @retval the number of events that could not be written
  */
@@ -526,7 +673,7 @@ write_batch(struct trace_writer *w, struct tq_event *ev, uint64_t n, uint64_t *d
 	const int64_t slice_ns = (int64_t)w->commit_ms * 1000000 / 2;
 	uint64_t failed = 0;
 	int64_t t0;
-	uint64_t k;
+	uint64_t k, check;
 	int rc;
 
 	pthread_mutex_lock(&w->db_lock);
@@ -543,15 +690,30 @@ write_batch(struct trace_writer *w, struct tq_event *ev, uint64_t n, uint64_t *d
 			if (rc != SQLITE_OK)
 				goto rollback;
 		}
-		for (k = 0; ev; ev = ev->next, k++) {
-			rc = insert_event(w, ev);
+		for (k = 0, check = 256; ev;) {
+			struct tq_event *e = ev;
+			uint64_t m = 0;
+
+			while (m < CALL_ROWS && e && plain_call(e)) {
+				e = e->next;
+				m++;
+			}
+			if (m == CALL_ROWS) {
+				rc = insert_calls(w, ev);
+			} else {
+				rc = insert_event(w, ev);
+				m = 1;
+				e = ev->next;
+			}
 			if (rc != SQLITE_OK)
 				goto rollback;
+			ev = e;
+			k += m;
 			/* Keep each transaction short: durability within commit_ms. */
-			if ((k & 255) == 255 && trace_mono_ns() - t0 >= slice_ns) {
-				ev = ev->next;
-				k++;
-				break;
+			if (k >= check) {
+				check = k + 256;
+				if (trace_mono_ns() - t0 >= slice_ns)
+					break;
 			}
 		}
 		if (*drops) {
@@ -574,8 +736,10 @@ write_batch(struct trace_writer *w, struct tq_event *ev, uint64_t n, uint64_t *d
 		db_yield(w);
 		/* More of this batch to come: leave other processes a gap to
 		 * take the write lock (fairness, see busy_poll). */
-		if (ev)
-			usleep(2000);
+		if (ev && want_gap(w)) {
+			w->last_gap_ns = trace_mono_ns();
+			usleep(FAIR_GAP_US);
+		}
 	}
 	goto out;
 rollback:
@@ -587,6 +751,57 @@ fail:
 out:
 	pthread_mutex_unlock(&w->db_lock);
 	return failed;
+}
+
+/* Free @p ev, keeping SPARE_SIZE blocks (up to SPARE_MAX) for reuse. */
+static void
+recycle(struct trace_writer *w, struct tq_event *ev)
+{
+	struct tq_event *keep = NULL, *last = NULL, *next;
+	size_t n = 0, room;
+
+	pthread_mutex_lock(&w->lock);
+	room = SPARE_MAX - w->n_spare;
+	pthread_mutex_unlock(&w->lock);
+	for (; ev; ev = next) {
+		next = ev->next;
+		if (ev->size == SPARE_SIZE && n < room) {
+			ev->next = keep;
+			keep = ev;
+			if (!last)
+				last = ev;
+			n++;
+		} else {
+			free(ev);
+		}
+	}
+	if (!keep)
+		return;
+	pthread_mutex_lock(&w->lock);
+	last->next = w->spare;
+	w->spare = keep;
+	w->n_spare += n;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* A block for a call event: a spare one when the event fits. */
+static struct tq_event *
+event_call(struct trace_writer *w, const struct trace_call *call)
+{
+	struct tq_event *ev;
+
+	if (tq_event_call_size(call) > SPARE_SIZE)
+		return tq_event_call(call);
+	pthread_mutex_lock(&w->lock);
+	ev = w->spare;
+	if (ev) {
+		w->spare = ev->next;
+		w->n_spare--;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!ev)
+		ev = malloc(SPARE_SIZE);
+	return ev ? tq_event_call_at(ev, SPARE_SIZE, call) : NULL;
 }
 
 static void *
@@ -611,6 +826,12 @@ writer_main(void *arg)
 			int deep = idle >= IDLE_POLLS && !backoff;
 
 			w->sleeping = deep;
+			if (deep && w->spare) {
+				/* Idle: give the spare blocks back. */
+				tq_event_free_list(w->spare);
+				w->spare = NULL;
+				w->n_spare = 0;
+			}
 			timespec_after_ms(&ts, deep ? 1000 : backoff ? w->commit_ms : w->commit_ms / 10 + 1);
 			if (pthread_cond_timedwait(&w->wake, &w->lock, &ts) == ETIMEDOUT) {
 				idle++;
@@ -628,7 +849,7 @@ writer_main(void *arg)
 		failed = 0;
 		if (batch || drops)
 			failed = write_batch(w, batch, n, &drops);
-		tq_event_free_list(batch);
+		recycle(w, batch);
 
 		pthread_mutex_lock(&w->lock);
 		if (failed || drops) {
@@ -725,6 +946,7 @@ child_restart(struct trace_writer *w)
 	/* The parent's connection, if any, is abandoned, never closed. */
 	w->db = NULL;
 	memset(w->st, 0, sizeof(w->st));
+	memset(w->call_bound, 0, sizeof(w->call_bound));
 	w->process_written = 0;
 	w->seq_in = w->seq_done = 0;
 	w->enqueued = w->written = w->dropped = w->commits = 0;
@@ -757,6 +979,11 @@ flush_all_at_exit(void)
 static void
 once_init(void)
 {
+	char *p = calls_sql;
+
+	p = stpcpy(p, CALLS_INSERT);
+	for (int r = 0; r < CALL_ROWS; r++)
+		p = stpcpy(stpcpy(p, r ? "," : ""), CALLS_ROW);
 	cur_pid = getpid();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(flush_all_at_exit);
@@ -808,7 +1035,7 @@ trace_writer_open(struct trace_writer **out, const char *path,
 		trace_warnf("cannot write the trace (%s); not tracing", err);
 		goto out;
 	}
-	set_busy(w->db);
+	set_busy(w);
 	ret = trace_err_from_sqlite(db_prepare(w));
 	if (ret < 0) {
 		trace_warnf("cannot write the trace %s: %s; not tracing", path, sqlite3_errmsg(w->db));
@@ -880,7 +1107,7 @@ void
 trace_write_call(struct trace_writer *w, const struct trace_call *call)
 {
 	if (w && call)
-		enqueue(w, tq_event_call(call));
+		enqueue(w, event_call(w, call));
 }
 
 void
@@ -967,6 +1194,7 @@ trace_writer_close(struct trace_writer *w)
 	if (own)
 		db_release(w, 1);
 	tq_event_free_list(w->q.head);
+	tq_event_free_list(w->spare);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->db_lock);
 	pthread_cond_destroy(&w->wake);

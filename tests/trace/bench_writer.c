@@ -6,6 +6,9 @@
  * figure is the writer's rate); median and p99 of one enqueue on the
  * caller's thread; peak RSS and the writer's queue peak; the time of the
  * sessions view on a 1M-call trace; and memory while streaming that trace.
+ * Wall-clock rates depend on what else the machine runs, so each run also
+ * prints the load average and the CPU time the writer thread spent per
+ * call (process CPU time minus the producing thread's), which does not.
  * Targets (2 cores): >= 300,000 calls/s small, median enqueue <= 300 ns.
  * Usage: bench_writer [calls]   (default 1,000,000)
  */
@@ -52,6 +55,17 @@ peak_kib(void)
 
 	getrusage(RUSAGE_SELF, &ru);
 	return ru.ru_maxrss;
+}
+
+/* CPU time (user + system) in ns of the process or of the calling thread. */
+static int64_t
+cpu_ns(int who)
+{
+	struct rusage ru;
+
+	getrusage(who, &ru);
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 static int
@@ -103,12 +117,16 @@ run(const char *path, int64_t n, size_t apdu, int64_t *lat, int64_t nlat)
 	struct trace_writer_stats s;
 	uint8_t cmd[300], rsp[300];
 	struct trace_call c;
-	int64_t t0, t1, t2;
+	int64_t t0, t1, t2, proc0, self0, writer_cpu, self_cpu;
+	double load[1] = { -1 };
 	uint64_t card = 1;
 
 	memset(cmd, 0xa5, sizeof(cmd));
 	memset(rsp, 0x5a, sizeof(rsp));
 	unlink(path);
+	getloadavg(load, 1);
+	proc0 = cpu_ns(RUSAGE_SELF);
+	self0 = cpu_ns(RUSAGE_THREAD);
 	if (trace_writer_open(&w, path, &opt) < 0)
 		exit(1);
 	t0 = now_ns();
@@ -144,11 +162,17 @@ run(const char *path, int64_t n, size_t apdu, int64_t *lat, int64_t nlat)
 	t1 = now_ns();
 	trace_writer_get_stats(w, &s);
 	trace_writer_close(w);
+	/* The writer thread has exited: its time is in the process's. */
+	self_cpu = cpu_ns(RUSAGE_THREAD) - self0;
+	writer_cpu = cpu_ns(RUSAGE_SELF) - proc0 - self_cpu;
 	printf("  %3zu-byte APDUs: %" PRId64 " calls in %.2f s = %.0f calls/s sustained"
-	       " (written %" PRIu64 ", dropped %" PRIu64 ", %" PRIu64 " commits,"
+	       " (load %.2f; written %" PRIu64 ", dropped %" PRIu64 ", %" PRIu64 " commits,"
 	       " queue peak %zu events / %.1f MiB)\n",
-	       apdu, n, (t1 - t0) / 1e9, n / ((t1 - t0) / 1e9), s.written, s.dropped,
+	       apdu, n, (t1 - t0) / 1e9, n / ((t1 - t0) / 1e9), load[0], s.written, s.dropped,
 	       s.commits, s.queue_peak_events, s.queue_peak_bytes / 1048576.0);
+	printf("      CPU per call: writer thread %.0f ns (= %.0f calls/s of one core),"
+	       " producer %.0f ns\n", (double)writer_cpu / n, n / (writer_cpu / 1e9),
+	       (double)self_cpu / n);
 }
 
 static double
@@ -204,7 +228,7 @@ main(int argc, char **argv)
 	       " max %" PRId64 " ns\n", nlat, overhead, lat[nlat / 2] - overhead,
 	       lat[nlat * 99 / 100] - overhead, lat[nlat - 1] - overhead);
 	printf("  memory: RSS at start %ld KiB, peak RSS %ld KiB (bound: queue <= 64 MiB"
-	       " of events + SQLite page cache ~2 MiB + thread stack)\n", rss0, peak_kib());
+	       " of events + <= 5 MiB of spare event blocks + SQLite page cache ~2 MiB + thread stack)\n", rss0, peak_kib());
 	{
 		double t;
 

@@ -2,7 +2,8 @@
  * test_process.c — processes: fork (the child writes through a connection
  * and thread of its own; the parent's queued events are not duplicated),
  * fork while another thread holds the queue lock, 3 processes x 4 threads
- * writing one trace, and durability after SIGKILL.
+ * writing one trace, a newcomer next to a writer with a permanent backlog,
+ * and durability after SIGKILL.
  */
 #include "helpers.h"
 
@@ -227,6 +228,68 @@ Test(process, three_processes_four_threads)
 	cr_assert_eq(th_sql_int(path, sql), PROCS * THREADS);
 	cr_assert_eq(th_sql_int(path, "SELECT count(DISTINCT pid) FROM processes"), PROCS);
 	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM drops"), 0);
+	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
+}
+
+/*
+ * Fairness: one process writes flat out (its queue never empties, so its
+ * thread commits slice after slice); a second process that starts meanwhile
+ * must get its first transaction in well before the first one stops.
+ */
+#define HOG_MS 6000
+#define NEWCOMER_MAX_MS 2500
+
+Test(process, newcomer_next_to_a_busy_writer)
+{
+	int ready[2];
+	pid_t hog, late;
+	char c;
+
+	cr_assert_eq(pipe(ready), 0);
+	hog = fork();
+	cr_assert_geq(hog, 0);
+	if (hog == 0) {
+		struct trace_writer *w = NULL;
+		int64_t t0 = th_now_ns();
+
+		close(ready[0]);
+		th_stderr_begin();	/* "queue full" is expected here */
+		if (trace_writer_open(&w, path, NULL) != 0)
+			_exit(2);
+		/* 20,000 calls every 20 ms: more than any writer keeps up with,
+		 * while leaving the CPU to the writer threads. */
+		for (int64_t i = 0; th_now_ns() - t0 < HOG_MS * 1000000LL; i += 20000) {
+			write_range(w, i, 20000);
+			if (i == 100000 && write(ready[1], "R", 1) != 1)
+				_exit(3);
+			usleep(20000);
+		}
+		trace_writer_close(w);
+		_exit(0);
+	}
+	close(ready[1]);
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the busy writer did not start");
+	close(ready[0]);
+	late = fork();
+	cr_assert_geq(late, 0);
+	if (late == 0) {
+		struct trace_writer *w = NULL;
+		int64_t t0 = th_now_ns(), ms;
+
+		if (trace_writer_open(&w, path, NULL) != 0)
+			_exit(2);
+		write_range(w, 0, 10);
+		if (trace_writer_flush(w, 30000) != 0)
+			_exit(3);
+		ms = (th_now_ns() - t0) / 1000000;
+		printf("# newcomer's first flush after %lld ms\n", (long long)ms);
+		fflush(stdout);
+		_exit(ms < NEWCOMER_MAX_MS ? 0 : 4);
+	}
+	cr_assert_eq(wait_bounded(late, 60), 0, "the newcomer waited too long (4) or failed");
+	cr_assert_eq(wait_bounded(hog, 60), 0);
+	cr_assert_eq(count_pid(late, ""), 10);
+	cr_assert_gt(count_pid(hog, ""), 100000);
 	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
 }
 

@@ -110,6 +110,145 @@ Test(writer, every_call_field_round_trips)
 	trace_reader_close(r);
 }
 
+/*
+ * Many calls whose fields come and go from one call to the next, with a
+ * marker and a GetStatusChange in between: the writer inserts runs of calls
+ * in multi-row statements and binds NULL only where a column changes to
+ * absent, so every row must still read back exactly as it was written.
+ */
+static void
+varied_call(struct trace_call *c, int i, uint8_t *buf)
+{
+	static const char *const readers[] = { NULL, "Reader A 00 00", "Reader B 01 00" };
+	static const char *const extras[] = { NULL, "cbRecvLength=258", NULL, "x=1 y=2" };
+	uint32_t bits = (uint32_t)(i * 2654435761u) >> 20;
+
+	memset(c, 0, sizeof(*c));
+	c->fn = 1 + i % TRACE_FN_MAX;
+	c->tid = 1000 + i % 7;
+	c->t_enter_ns = 10000 + i;
+	c->t_return_ns = 20000 + i;
+	c->wall_ns = 30000 + i;
+	c->rv = i % 5 ? 0 : 0x80100069;
+	c->present = bits & 0xfff;
+	c->context = 1000000 + i;
+	c->card = 2000000 + i;
+	c->share_mode = 1 + i;
+	c->preferred_protocols = 2 + i;
+	c->active_protocol = 3 + i;
+	c->disposition = 4 + i;
+	c->scope = 5 + i;
+	c->timeout = 6 + i;
+	c->code = 7 + i;
+	c->state = 8 + i;
+	c->send_pci = 9 + i;
+	c->recv_pci = 10 + i;
+	c->reader = readers[i % 3];
+	c->extra = extras[i % 4];
+	buf[0] = (uint8_t)i;
+	buf[1] = (uint8_t)(i >> 8);
+	if (i % 5 != 0)
+		c->in = (struct trace_blob){ buf, 1 + (size_t)i % 2 };
+	if (i % 7 != 3)
+		c->out = (struct trace_blob){ buf, (size_t)i % 3 };
+	c->redacted = i % 11 == 0;
+}
+
+Test(writer, varied_calls_round_trip)
+{
+	enum { N = 300 };
+	struct trace_writer *w = NULL;
+	struct trace_reader *r = NULL;
+	struct trace_iter *it = NULL;
+	struct trace_call_row row;
+	struct trace_call c;
+	uint8_t buf[N][2];
+	int i;
+
+	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	for (i = 0; i < N; i++) {
+		varied_call(&c, i, buf[i]);
+		trace_write_call(w, &c);
+		if (i == 100) {
+			struct trace_marker m = { .tid = 1, .t_ns = 1, .event = 1 };
+
+			trace_write_marker(w, &m);
+		}
+		if (i == 200) {
+			struct trace_reader_state st = { "Reader A 00 00", 1, 2, { NULL, 0 } };
+			struct trace_call g = {
+				.fn = TRACE_FN_SCardGetStatusChange, .t_enter_ns = 10000 + i,
+				.states = &st, .n_states = 1,
+			};
+
+			trace_write_call(w, &g);
+		}
+	}
+	cr_assert_eq(trace_writer_flush(w, 10000), 0);
+	trace_writer_close(w);
+
+	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_iter_calls(r, NULL, &it), 0);
+	for (i = 0; i < N; i++) {
+		uint32_t p;
+
+		cr_assert_eq(trace_iter_call_next(it, &row), 1, "call %d", i);
+		if (row.call.n_states) {
+			cr_assert_eq(i, 201);
+			cr_assert_eq(row.call.fn, TRACE_FN_SCardGetStatusChange);
+			cr_assert_eq(row.call.present, 0);
+			cr_assert_null(row.call.reader);
+			cr_assert_eq(trace_iter_call_next(it, &row), 1, "call %d", i);
+		}
+		varied_call(&c, i, buf[i]);
+		p = c.present;
+		cr_assert_eq(row.call.fn, c.fn, "call %d", i);
+		cr_assert_eq(row.call.tid, c.tid, "call %d", i);
+		cr_assert_eq(row.call.t_enter_ns, c.t_enter_ns, "call %d", i);
+		cr_assert_eq(row.call.t_return_ns, c.t_return_ns, "call %d", i);
+		cr_assert_eq(row.call.wall_ns, c.wall_ns, "call %d", i);
+		cr_assert_eq(row.call.rv, c.rv, "call %d", i);
+		cr_assert_eq(row.call.present, p, "call %d: %#x, not %#x", i, row.call.present, p);
+#define FIELD(bit, f) \
+		if (p & (bit)) \
+			cr_assert_eq(row.call.f, c.f, "call %d: " #f, i)
+		FIELD(TRACE_HAS_CONTEXT, context);
+		FIELD(TRACE_HAS_CARD, card);
+		FIELD(TRACE_HAS_SHARE_MODE, share_mode);
+		FIELD(TRACE_HAS_PREFERRED_PROTOCOLS, preferred_protocols);
+		FIELD(TRACE_HAS_ACTIVE_PROTOCOL, active_protocol);
+		FIELD(TRACE_HAS_DISPOSITION, disposition);
+		FIELD(TRACE_HAS_SCOPE, scope);
+		FIELD(TRACE_HAS_TIMEOUT, timeout);
+		FIELD(TRACE_HAS_CODE, code);
+		FIELD(TRACE_HAS_STATE, state);
+		FIELD(TRACE_HAS_SEND_PCI, send_pci);
+		FIELD(TRACE_HAS_RECV_PCI, recv_pci);
+#undef FIELD
+		if (c.reader)
+			cr_assert_str_eq(row.call.reader, c.reader, "call %d", i);
+		else
+			cr_assert_null(row.call.reader, "call %d", i);
+		if (c.extra)
+			cr_assert_str_eq(row.call.extra, c.extra, "call %d", i);
+		else
+			cr_assert_null(row.call.extra, "call %d", i);
+		cr_assert_eq(!row.call.in.data, !c.in.data, "call %d: in", i);
+		cr_assert_eq(row.call.in.len, c.in.len, "call %d: in", i);
+		if (c.in.len)
+			cr_assert_arr_eq(row.call.in.data, c.in.data, c.in.len, "call %d", i);
+		cr_assert_eq(!row.call.out.data, !c.out.data, "call %d: out", i);
+		cr_assert_eq(row.call.out.len, c.out.len, "call %d: out", i);
+		if (c.out.len)
+			cr_assert_arr_eq(row.call.out.data, c.out.data, c.out.len, "call %d", i);
+		cr_assert_eq(row.call.redacted, c.redacted, "call %d", i);
+	}
+	cr_assert_eq(trace_iter_call_next(it, &row), 0);
+	trace_iter_end(it);
+	trace_reader_close(r);
+	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM markers"), 1);
+}
+
 Test(writer, markers_wire_and_processes)
 {
 	struct trace_writer *w = NULL;
