@@ -42,6 +42,9 @@ struct card {
 	bool quiet;
 	bool once;
 	FILE *log;
+	/* --drop-on: close the connection instead of answering these APDUs. */
+	uint8_t drop_prefix[64];
+	size_t drop_len;
 	struct response_rule rules[MAX_RESPONSES];
 	size_t n_rules;
 	int64_t t0_ns;
@@ -151,6 +154,12 @@ serve(struct card *card, int fd)
 		if (n < 0) {
 			report(card, "DISCONNECTED", NULL, 0, NULL, 0,
 			       n == -ECONNRESET ? NULL : strerror((int)-n));
+			return 0;
+		}
+		if (n != 1 && card->drop_len && card->drop_len <= (size_t)n &&
+		    !memcmp(card->drop_prefix, msg, card->drop_len)) {
+			/* A card vanishing mid-APDU (fault tests); we connect again. */
+			report(card, "DROP", msg, (size_t)n, NULL, 0, NULL);
 			return 0;
 		}
 		if (n != 1) {
@@ -308,6 +317,8 @@ card_usage(FILE *out)
 		"      --log FILE           also log each message as a tab-separated line\n"
 		"      --quickack           set TCP_QUICKACK before each read\n"
 		"      --once               exit when the reader connection ends\n"
+		"      --drop-on HEX        close the connection instead of answering an APDU\n"
+		"                           starting with HEX (then connect again as usual)\n"
 		"  -q, --quiet              print nothing on stdout\n",
 		DEFAULT_ATR);
 }
@@ -324,6 +335,7 @@ cmd_card(int argc, char **argv)
 		{ "log", required_argument, NULL, 'L' },
 		{ "quickack", no_argument, NULL, 'Q' },
 		{ "once", no_argument, NULL, 'O' },
+		{ "drop-on", required_argument, NULL, 'D' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -363,6 +375,14 @@ cmd_card(int argc, char **argv)
 			break;
 		case 'O':
 			card.once = true;
+			break;
+		case 'D':
+			n = hex_decode(optarg, card.drop_prefix, sizeof(card.drop_prefix));
+			if (n < 1) {
+				fprintf(stderr, "pcsctap card: '%s' is not an APDU prefix in hex\n", optarg);
+				return PCSCTAP_EXIT_USAGE;
+			}
+			card.drop_len = (size_t)n;
 			break;
 		case 'q':
 			card.quiet = true;

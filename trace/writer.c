@@ -80,6 +80,7 @@ enum warn_bit {
 	WARN_NOMEM = 1u << 6,
 	WARN_OVERFLOW = 1u << 7,
 	WARN_READONLY = 1u << 8,
+	WARN_EXIT = 1u << 9,
 };
 
 enum stmt_id {
@@ -968,10 +969,24 @@ out:
 static void
 flush_all_at_exit(void)
 {
+	uint64_t left;
+
 	pthread_mutex_lock(&registry_lock);
 	for (struct trace_writer *w = registry; w; w = w->next) {
-		if (w->pid == cur_pid && w->thread_started)
-			trace_writer_flush(w, EXIT_FLUSH_MS);
+		if (w->pid != cur_pid || !w->thread_started ||
+		    trace_writer_flush(w, EXIT_FLUSH_MS) != -ETIMEDOUT)
+			continue;
+		/*
+		 * The process ends with events still queued (the trace stayed
+		 * locked by another process, or too slow): no drops row can
+		 * count them any more, so at least say so.
+		 */
+		pthread_mutex_lock(&w->lock);
+		left = w->seq_in - w->seq_done;
+		pthread_mutex_unlock(&w->lock);
+		warn_once(w, WARN_EXIT, "trace %s: %llu events not written before exit"
+			  " (trace locked or too slow); they are lost", w->path,
+			  (unsigned long long)left);
 	}
 	pthread_mutex_unlock(&registry_lock);
 }

@@ -6,6 +6,7 @@
 #                      [--card-args "ARGS"] [--owner PID] [--name NAME]
 #                      [--reversed]
 #   stack.sh stop DIR
+#   stack.sh pcscd-stop DIR | pcscd-start DIR
 #
 # start: pcscd in a private mount namespace (its /run/pcscd is DIR), a
 # virtual reader on a pair of free loopback ports, and a virtual card (with
@@ -18,6 +19,11 @@
 #
 # stop: stops exactly the processes that start recorded (DIR/*.bedpid) and
 # releases the ports.  Both are idempotent.
+#
+# pcscd-stop / pcscd-start: kill only pcscd (SIGKILL, a crash: its
+# clients' connections break), then start it again with the same reader.conf and
+# wait until the card, which keeps trying to reach the reader, is seen
+# again.  The card, the watchdog and the ports are kept.
 #
 # Needs root (mount namespaces).  Environment: PCSCTAP (the pcsctap
 # executable, for the test card), BED_WAIT (the bedwait helper),
@@ -152,6 +158,49 @@ start_card() {
 	echo $! > "$dir/card.bedpid"
 }
 
+start_pcscd() {
+	local pcscd_bin
+	pcscd_bin=$(command -v pcscd || echo /usr/sbin/pcscd)
+	# exec keeps one PID from setsid to pcscd, so the recorded PID is pcscd's.
+	setsid unshare -m --propagation private sh -c \
+		'mount --bind "$1" /run/pcscd && exec "$2" --foreground --debug --apdu --config "$1/reader.conf"' \
+		sh "$dir" "$pcscd_bin" > "$dir/pcscd.log" 2>&1 < /dev/null &
+	# pcscd writes a pcscd.pid of its own into DIR: ours is named apart.
+	echo $! > "$dir/pcscd.bedpid"
+}
+
+cmd_pcscd_stop() {
+	dir=$1
+	local pid i
+	[ -f "$dir/pcscd.bedpid" ] || die "$dir: no pcscd recorded"
+	pid=$(cat "$dir/pcscd.bedpid")
+	# SIGKILL: a crash, no goodbye to clients or driver.
+	pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	for i in $(seq 100); do
+		pid_alive "$pid" || break
+		sleep 0.1
+	done
+	pid_alive "$pid" && die "pcscd $pid did not die"
+	rm -f "$dir/pcscd.bedpid" "$dir/pcscd.comm" "$dir/pcscd.pid"
+}
+
+cmd_pcscd_start() {
+	local name
+	dir=$1
+	[ -f "$dir/reader.conf" ] && [ -f "$dir/port" ] || die "$dir: not a started stack"
+	[ -f "$dir/pcscd.bedpid" ] && pid_alive "$(cat "$dir/pcscd.bedpid")" && die "$dir: pcscd is running"
+	# The previous log is kept for the record.
+	[ -f "$dir/pcscd.log" ] && cat "$dir/pcscd.log" >> "$dir/pcscd.log.old"
+	start_pcscd
+	wait_for 100 "pcscd to start (see $dir/pcscd.log)" pcscd_ready || return 1
+	[ -f "$dir/card.bedpid" ] || return 0
+	name=$(sed -n 's/^FRIENDLYNAME "\(.*\)"$/\1/p' "$dir/reader.conf")
+	PCSCLITE_CSOCK_NAME=$dir/pcscd.comm "${BED_WAIT:-$here/bedwait}" "$name 00 00" present 15000 || {
+		echo "stack.sh: the card never came back (see $dir/pcscd.log)" >&2
+		return 1
+	}
+}
+
 cmd_start() {
 	dir=$1
 	shift
@@ -202,14 +251,7 @@ cmd_start() {
 	CHANNELID $port
 	EOF
 
-	local pcscd_bin
-	pcscd_bin=$(command -v pcscd || echo /usr/sbin/pcscd)
-	# exec keeps one PID from setsid to pcscd, so the recorded PID is pcscd's.
-	setsid unshare -m --propagation private sh -c \
-		'mount --bind "$1" /run/pcscd && exec "$2" --foreground --debug --apdu --config "$1/reader.conf"' \
-		sh "$dir" "$pcscd_bin" > "$dir/pcscd.log" 2>&1 < /dev/null &
-	# pcscd writes a pcscd.pid of its own into DIR: ours is named apart.
-	echo $! > "$dir/pcscd.bedpid"
+	start_pcscd
 
 	if [ -n "$owner" ]; then
 		(
@@ -259,7 +301,16 @@ stop)
 	[ $# -eq 2 ] || die "usage: stack.sh stop DIR"
 	cmd_stop "$2"
 	;;
+pcscd-stop|pcscd-start)
+	[ $# -eq 2 ] || die "usage: stack.sh $1 DIR"
+	d=$(cd "$2" 2>/dev/null && pwd) || die "no stack at $2"
+	if [ "$1" = pcscd-stop ]; then
+		cmd_pcscd_stop "$d"
+	else
+		cmd_pcscd_start "$d"
+	fi
+	;;
 *)
-	die "usage: stack.sh start|stop DIR [OPTIONS]"
+	die "usage: stack.sh start|stop|pcscd-stop|pcscd-start DIR [OPTIONS]"
 	;;
 esac

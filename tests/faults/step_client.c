@@ -14,7 +14,7 @@
  *     begin | end:leave
  *     status
  *     wait:FILE                           until FILE exists (the test's cue),
- *                                         after creating FILE.ready
+ *                                         after writing our pid to FILE.ready
  *     sleep:MS
  * Exit status: 0 when every step returned SCARD_S_SUCCESS, 1 otherwise.
  */
@@ -150,16 +150,26 @@ main(int argc, char **argv)
 			char name[256];
 			DWORD name_len = sizeof(name), state, atr_len = sizeof(resp);
 
-			report(step, SCardStatus(card, name, &name_len, &state, &protocol, resp, &atr_len),
-			       resp, atr_len);
+			LONG rv = SCardStatus(card, name, &name_len, &state, &protocol, resp, &atr_len);
+
+			/* The call first: atr_len is an output. */
+			report(step, rv, resp, atr_len);
 		} else if (!strncmp(step, "wait:", 5)) {
-			char ready[512];
+			char ready[512], tmp[520];
 			FILE *f;
 
 			snprintf(ready, sizeof(ready), "%s.ready", arg);
-			f = fopen(ready, "w");
-			if (f)
-				fclose(f);
+			snprintf(tmp, sizeof(tmp), "%s.tmp", ready);
+			/*
+			 * Our pid, so that a test can signal this very process;
+			 * renamed into place, so that it is never seen half written.
+			 */
+			f = fopen(tmp, "w");
+			if (f) {
+				fprintf(f, "%ld\n", (long)getpid());
+				if (fclose(f) == 0)
+					rename(tmp, ready);
+			}
 			while (access(arg, F_OK) != 0)
 				pause_ms(10);
 			printf("%s\n", step);

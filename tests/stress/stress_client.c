@@ -5,13 +5,15 @@
  *
  * Each thread has its own context and shared connection and sends
  * TRANSMITS tagged APDUs (00 CA <thread> <n>), checking each answer.
- * Prints "transmits ok=N failed=M" and exits 0 only when nothing failed,
- * so a test can compare what the clients did with what the trace holds.
+ * Prints "pid P" and "transmits ok=N failed=M" and exits 0 only when
+ * nothing failed, so a test can compare what the clients did with what
+ * the trace holds.
  */
 #include <PCSC/winscard.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 struct worker {
 	pthread_t thread;
@@ -92,6 +94,8 @@ main(int argc, char **argv)
 			fprintf(stderr, "stress-client: thread %d: %ld failed, first rv 0x%08lX\n",
 				i, workers[i].failed, (unsigned long)workers[i].first_error);
 	}
+	/* The pid ties this output to the trace's rows. */
+	printf("pid %ld\n", (long)getpid());
 	printf("transmits ok=%ld failed=%ld\n", ok, failed);
 	free(workers);
 	return failed ? 1 : 0;

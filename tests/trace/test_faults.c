@@ -229,6 +229,49 @@ Test(faults, locked_by_another_process_5s)
 	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), 1000);
 }
 
+/*
+ * A process that exits while another holds the lock for longer than the
+ * exit flush (2 s): its queued events cannot be written, nor counted in a
+ * drops row.  The loss must not be silent: one warning, and exit is not
+ * held up for longer than the flush bound.  (Regression: it was silent.)
+ */
+Test(faults, exit_while_locked_warns)
+{
+	struct trace_writer *w = NULL;
+	sqlite3 *db = NULL;
+	int64_t t0, t_exit;
+	pid_t pid;
+	char *err;
+	int st;
+
+	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	trace_writer_close(w);
+	w = NULL;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	th_stderr_begin();
+	t0 = th_now_ns();
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (trace_writer_open(&w, path, NULL) != 0)
+			_exit(1);
+		write_some(w, 10, 0);
+		exit(0);	/* atexit: the bounded flush times out */
+	}
+	waitpid(pid, &st, 0);
+	t_exit = th_now_ns() - t0;
+	err = th_stderr_end();
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child failed");
+	cr_assert_lt(t_exit, 10 * 1000000000LL, "exit took %.1f s", t_exit / 1e9);
+	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
+	cr_assert(strstr(err, "10 events not written before exit"), "%s", err);
+	free(err);
+	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), 0);
+}
+
 /* Injected faults through the function table. */
 
 static int busy_left;
