@@ -10,12 +10,17 @@
  * Both grow mostly at their right edge.
  */
 #include "trace.h"
+#include "proc.h"
 #include "store.h"
 #include "sys.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+/* How long to retry the switch to WAL while another process holds a lock. */
+#define TRACE_WAL_SWITCH_WAIT_MS 5000
 
 /* Version 0 → 1: the whole schema. */
 static const char schema_v1[] =
@@ -108,35 +113,33 @@ seterr(char *err, size_t errlen, const char *path, const char *prefix, const cha
 		snprintf(err, errlen, "%s: %s%s", path, prefix, what);
 }
 
+/*
+ * The three facts that identify a trace, read in ONE statement: one
+ * statement is one read transaction, so a trace that another process is
+ * creating right now is seen either before or after its schema commit,
+ * never half way (tables present but the application id not yet set).
+ */
 static int
-pragma_int(sqlite3 *db, const char *sql, int64_t *val)
+header(sqlite3 *db, int64_t *app_id, int64_t *version, int64_t *objects)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = trace_sys.sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	rc = trace_sys.sqlite3_prepare_v2(db,
+		"SELECT (SELECT application_id FROM pragma_application_id),"
+		" (SELECT user_version FROM pragma_user_version),"
+		" (SELECT count(*) FROM sqlite_master)", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		goto out;
 	rc = trace_sys.sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*val = sqlite3_column_int64(st, 0);
+		*app_id = sqlite3_column_int64(st, 0);
+		*version = sqlite3_column_int64(st, 1);
+		*objects = sqlite3_column_int64(st, 2);
 		rc = SQLITE_OK;
 	}
 out:
 	sqlite3_finalize(st);
-	return rc;
-}
-
-static int
-header(sqlite3 *db, int64_t *app_id, int64_t *version, int64_t *objects)
-{
-	int rc;
-
-	rc = pragma_int(db, "PRAGMA application_id", app_id);
-	if (rc == SQLITE_OK)
-		rc = pragma_int(db, "PRAGMA user_version", version);
-	if (rc == SQLITE_OK)
-		rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", objects);
 	return rc;
 }
 
@@ -230,6 +233,28 @@ out:
 	return ret;
 }
 
+/*
+ * Switching to WAL needs an exclusive lock, and SQLite does not always
+ * wait for it through the busy handler: while another process creates the
+ * same trace the switch can fail at once with SQLITE_BUSY.  Retry within
+ * the busy timeout (WAL, once set, is persistent: later opens find it).
+ */
+static int
+switch_to_wal(sqlite3 *db, char **msg)
+{
+	int64_t deadline = trace_mono_ns() + (int64_t)TRACE_WAL_SWITCH_WAIT_MS * 1000000;
+	int rc;
+
+	for (;;) {
+		sqlite3_free(*msg);
+		*msg = NULL;
+		rc = trace_sys.sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, msg);
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || trace_mono_ns() >= deadline)
+			return rc;
+		usleep(1000);
+	}
+}
+
 int
 trace_schema_setup(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
@@ -260,7 +285,7 @@ trace_schema_setup(sqlite3 *db, const char *path, char *err, size_t errlen)
 	}
 	/* WAL: readers never block the writer, a commit needs no fsync with
 	 * synchronous=NORMAL, and a killed process loses nothing committed. */
-	rc = trace_sys.sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, &msg);
+	rc = switch_to_wal(db, &msg);
 	if (rc != SQLITE_OK) {
 		ret = trace_err_from_sqlite(rc);
 		seterr(err, errlen, path, "cannot switch to WAL: ",

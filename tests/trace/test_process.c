@@ -3,7 +3,8 @@
  * and thread of its own; the parent's queued events are not duplicated),
  * fork while another thread holds the queue lock, 3 processes x 4 threads
  * writing one trace, a newcomer next to a writer with a permanent backlog,
- * and durability after SIGKILL.
+ * durability after SIGKILL, and several processes creating one new trace
+ * at the same moment.
  */
 #include "helpers.h"
 
@@ -217,8 +218,11 @@ Test(process, three_processes_four_threads)
 	close(go[0]);
 	usleep(200000);
 	close(go[1]);
-	for (int k = 0; k < PROCS; k++)
-		cr_assert_eq(wait_bounded(kids[k], 100), 0, "process %d", k);
+	for (int k = 0; k < PROCS; k++) {
+		int st = wait_bounded(kids[k], 100);
+
+		cr_assert_eq(st, 0, "process %d exited with %d", k, st);
+	}
 	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), PROCS * THREADS * PER_THREAD);
 	/* Every (process, thread) has every one of its calls, exactly once. */
 	snprintf(sql, sizeof(sql),
@@ -344,4 +348,57 @@ Test(process, sigkill_durability)
 	cr_assert_leq(kill_ns - last_t, 200 * 1000000LL,
 		      "calls enqueued more than 200 ms before SIGKILL were lost (last kept: %.1f ms before)",
 		      (kill_ns - last_t) / 1e6);
+}
+
+/*
+ * Regression: processes that open a trace which another one is creating
+ * at that very moment took it for a foreign database (they read the
+ * application id and the table count in two snapshots) or failed to switch
+ * it to WAL (SQLITE_BUSY without the busy handler).  pcsctap run starts
+ * parents and children that do exactly this.
+ */
+#define CREATORS 4
+#define ROUNDS 40
+
+Test(process, simultaneous_creators)
+{
+	for (int round = 0; round < ROUNDS; round++) {
+		char *p = th_path(dir, "new.db");
+		pid_t kids[CREATORS];
+		int go[2];
+
+		cr_assert_eq(pipe(go), 0);
+		for (int k = 0; k < CREATORS; k++) {
+			pid_t pid = fork();
+
+			cr_assert_geq(pid, 0);
+			if (pid == 0) {
+				struct trace_writer *w = NULL;
+				char c;
+
+				close(go[1]);
+				if (read(go[0], &c, 1) != 0)
+					_exit(3);
+				if (trace_writer_open(&w, p, NULL) != 0)
+					_exit(2);
+				write_range(w, 0, 10);
+				trace_writer_close(w);
+				_exit(0);
+			}
+			kids[k] = pid;
+		}
+		close(go[0]);
+		close(go[1]);
+		for (int k = 0; k < CREATORS; k++) {
+			int st = wait_bounded(kids[k], 60);
+
+			cr_assert_eq(st, 0, "round %d: creator %d exited with %d", round, k, st);
+		}
+		cr_assert_eq(th_sql_int(p, "SELECT count(*) FROM calls"), CREATORS * 10);
+		th_rmtree(dir);
+		free(dir);
+		dir = th_tmpdir();
+		cr_assert_not_null(dir);
+		free(p);
+	}
 }
