@@ -5,10 +5,21 @@
 #pragma once
 
 #include "trace.h"
+#include "util.h"
 
 #include <sqlite3.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/*
+ * The fixture of every trace test suite (.init = th_setup, .fini =
+ * th_teardown): a fresh directory th_dir and th_trace = th_dir "/t.db",
+ * removed again with all it holds.
+ */
+extern char *th_dir;
+extern char *th_trace;
+void th_setup(void);
+void th_teardown(void);
 
 /* A fresh directory under /tmp, removed (recursively) by th_rmtree. */
 char *th_tmpdir(void);
@@ -31,4 +42,3 @@ char *th_stderr_end(void);
 /* Lines of @p s that start with "pcsctap: ". */
 int th_count_warnings(const char *s);
 
-int64_t th_now_ns(void);
