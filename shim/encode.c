@@ -55,6 +55,14 @@ set_card(struct shim_call *c, SCARDHANDLE h)
 	c->call.card = (uint64_t)h;
 }
 
+/* How Disconnect and EndTransaction leave the card. */
+static void
+set_disposition(struct shim_call *c, DWORD disposition)
+{
+	c->call.present |= TRACE_HAS_DISPOSITION;
+	c->call.disposition = disposition;
+}
+
 /* A control code, attribute id or pointer value (the `code` column). */
 static void
 set_code(struct shim_call *c, int64_t code)
@@ -280,8 +288,7 @@ void
 pre_SCardDisconnect(struct shim_call *c, SCARDHANDLE hCard, DWORD dwDisposition)
 {
 	set_card(c, hCard);
-	c->call.present |= TRACE_HAS_DISPOSITION;
-	c->call.disposition = dwDisposition;
+	set_disposition(c, dwDisposition);
 	shim_markers_before_disconnect(hCard, dwDisposition);
 }
 
@@ -309,8 +316,7 @@ void
 pre_SCardEndTransaction(struct shim_call *c, SCARDHANDLE hCard, DWORD dwDisposition)
 {
 	set_card(c, hCard);
-	c->call.present |= TRACE_HAS_DISPOSITION;
-	c->call.disposition = dwDisposition;
+	set_disposition(c, dwDisposition);
 	shim_markers_before_end(hCard, dwDisposition);
 }
 
