@@ -95,6 +95,18 @@ th_transmit(struct trace_call *c, uint8_t *cmd, uint8_t *rsp, int64_t seq)
 	c->out.len = 2;
 }
 
+void
+th_write_transmits(struct trace_writer *w, int64_t first, int n)
+{
+	struct trace_call c;
+	uint8_t cmd[5], rsp[2];
+
+	for (int i = 0; i < n; i++) {
+		th_transmit(&c, cmd, rsp, first + i);
+		trace_write_call(w, &c);
+	}
+}
+
 static sqlite3 *
 open_db(const char *path)
 {

@@ -29,6 +29,8 @@ char *th_path(const char *dir, const char *name);
 
 /* A Transmit call numbered @p seq (in `code`) with small APDUs. */
 void th_transmit(struct trace_call *c, uint8_t *cmd, uint8_t *rsp, int64_t seq);
+/* Write the Transmit calls numbered @p first to @p first + @p n - 1. */
+void th_write_transmits(struct trace_writer *w, int64_t first, int n);
 
 /* One integer from an SQL query on @p path (opened separately), or -1. */
 int64_t th_sql_int(const char *path, const char *sql);

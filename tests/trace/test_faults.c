@@ -40,18 +40,6 @@ in_ci(void)
 }
 
 static void
-write_some(struct trace_writer *w, int n, int64_t first)
-{
-	struct trace_call c;
-	uint8_t cmd[5], rsp[2];
-
-	for (int i = 0; i < n; i++) {
-		th_transmit(&c, cmd, rsp, first + i);
-		trace_write_call(w, &c);
-	}
-}
-
-static void
 expect_open_fails(const char *p, int expect, const char *words)
 {
 	struct trace_writer *w = NULL;
@@ -61,7 +49,7 @@ expect_open_fails(const char *p, int expect, const char *words)
 	th_stderr_begin();
 	rc = trace_writer_open(&w, p, NULL);
 	/* What the shim does next: keep calling with no writer. */
-	write_some(w, 10, 0);
+	th_write_transmits(w, 0, 10);
 	err = th_stderr_end();
 	cr_assert_eq(rc, expect, "got %d (%s)", rc, trace_strerror(rc));
 	cr_assert_null(w);
@@ -143,7 +131,7 @@ Test(faults, disk_full_tmpfs)
 	}
 	rc = trace_writer_flush(w, 60000);
 	/* More after the disk filled up: still accepted, still no crash. */
-	write_some(w, 100, 100000);
+	th_write_transmits(w, 100000, 100);
 	trace_writer_flush(w, 60000);
 	trace_writer_get_stats(w, &s);
 	trace_writer_close(w);
@@ -202,7 +190,7 @@ Test(faults, locked_by_another_process_5s)
 	th_stderr_begin();
 	t0 = trace_mono_ns();
 	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
-	write_some(w, 1000, 0);
+	th_write_transmits(w, 0, 1000);
 	t_enqueue = trace_mono_ns() - t0;
 	cr_assert_eq(trace_writer_flush(w, 60000), 0);
 	trace_writer_close(w);
@@ -242,7 +230,7 @@ Test(faults, injected_busy)
 	busy_left = 20;
 	trace_sys.sqlite3_step = step_busy;
 	th_stderr_begin();
-	write_some(w, 500, 0);
+	th_write_transmits(w, 0, 500);
 	cr_assert_eq(trace_writer_flush(w, 60000), 0);
 	err = th_stderr_end();
 	trace_writer_close(w);
@@ -276,11 +264,11 @@ Test(faults, injected_sqlite_full)
 	trace_sys.sqlite3_step = step_full;
 	th_stderr_begin();
 	for (int k = 0; k < 3; k++) {
-		write_some(w, 100, k * 100);
+		th_write_transmits(w, k * 100, 100);
 		rc = trace_writer_flush(w, 60000);
 		cr_assert_eq(rc, -EIO, "batch %d: %d", k, rc);
 	}
-	write_some(w, 100, 300);
+	th_write_transmits(w, 300, 100);
 	cr_assert_eq(trace_writer_flush(w, 60000), 0, "written again once space is back");
 	err = th_stderr_end();
 	trace_writer_get_stats(w, &s);
@@ -326,7 +314,7 @@ Test(faults, reader_io_error)
 	char msg[256];
 
 	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
-	write_some(w, 10, 0);
+	th_write_transmits(w, 0, 10);
 	trace_writer_close(w);
 	cr_assert_eq(trace_reader_open(&r, th_trace, msg, sizeof(msg)), 0);
 	cr_assert_eq(trace_iter_calls(r, NULL, &it), 0);

@@ -20,18 +20,6 @@
 
 TestSuite(process, .init = th_setup, .fini = th_teardown, .timeout = 120);
 
-static void
-write_range(struct trace_writer *w, int64_t first, int n)
-{
-	struct trace_call c;
-	uint8_t cmd[5], rsp[2];
-
-	for (int i = 0; i < n; i++) {
-		th_transmit(&c, cmd, rsp, first + i);
-		trace_write_call(w, &c);
-	}
-}
-
 /* Wait for @p pid at most @p sec seconds; a hang is a failure, not a hang. */
 static int
 wait_bounded(pid_t pid, int sec)
@@ -67,18 +55,18 @@ Test(process, fork_child_has_its_own_writer)
 
 	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	/* Queued, perhaps not yet written, when the fork happens. */
-	write_range(w, 0, 100);
+	th_write_transmits(w, 0, 100);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		write_range(w, 1000, 100);
+		th_write_transmits(w, 1000, 100);
 		if (trace_writer_flush(w, 30000) != 0)
 			_exit(2);
 		trace_writer_close(w);
 		_exit(0);
 	}
 	cr_assert_eq(wait_bounded(pid, 60), 0);
-	write_range(w, 100, 100);
+	th_write_transmits(w, 100, 100);
 	trace_writer_close(w);
 	cr_assert_eq(count_pid(me, ""), 200);
 	cr_assert_eq(count_pid(me, "AND code < 200"), 200);
@@ -98,7 +86,7 @@ hammer(void *arg)
 	int64_t i = 0;
 
 	while (!stop_hammer)
-		write_range(w, 1000000 + i++, 1);
+		th_write_transmits(w, 1000000 + i++, 1);
 	return NULL;
 }
 
@@ -130,7 +118,7 @@ Test(process, fork_while_queue_lock_held)
 
 		cr_assert_geq(pid, 0);
 		if (pid == 0) {
-			write_range(w, k * 10, 10);
+			th_write_transmits(w, k * 10, 10);
 			if (trace_writer_flush(w, 30000) != 0)
 				_exit(2);
 			trace_writer_close(w);
@@ -160,7 +148,7 @@ Test(process, fork_while_queue_lock_held)
 static void *
 mp_thread(void *arg)
 {
-	write_range(arg, 0, PER_THREAD);
+	th_write_transmits(arg, 0, PER_THREAD);
 	return NULL;
 }
 
@@ -240,7 +228,7 @@ Test(process, newcomer_next_to_a_busy_writer)
 		/* 20,000 calls every 20 ms: more than any writer keeps up with,
 		 * while leaving the CPU to the writer threads. */
 		for (int64_t i = 0; trace_mono_ns() - t0 < HOG_MS * 1000000LL; i += 20000) {
-			write_range(w, i, 20000);
+			th_write_transmits(w, i, 20000);
 			if (i == 100000 && write(ready[1], "R", 1) != 1)
 				_exit(3);
 			usleep(20000);
@@ -259,7 +247,7 @@ Test(process, newcomer_next_to_a_busy_writer)
 
 		if (trace_writer_open(&w, th_trace, NULL) != 0)
 			_exit(2);
-		write_range(w, 0, 10);
+		th_write_transmits(w, 0, 10);
 		if (trace_writer_flush(w, 30000) != 0)
 			_exit(3);
 		ms = (trace_mono_ns() - t0) / 1000000;
@@ -298,7 +286,7 @@ Test(process, sigkill_durability)
 		if (trace_writer_open(&w, th_trace, NULL) != 0)
 			_exit(2);
 		for (int64_t i = 0;; i++) {
-			write_range(w, i, 1);
+			th_write_transmits(w, i, 1);
 			if (i == 1000 && write(ready[1], "R", 1) != 1)
 				_exit(3);
 			usleep(100);
