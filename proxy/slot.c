@@ -151,28 +151,10 @@ adopt(struct slot *s, int fd)
 	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card connected on port %u", s->port);
 }
 
-void
-slot_init_with_fd(struct slot *s, int fd, const struct devopts *o)
+/* Slot @p index of @p lun, its name set and nothing open yet. */
+static void
+slot_init(struct slot *s, unsigned long lun, unsigned index, const struct devopts *o)
 {
-	pthread_mutex_init(&s->lock, NULL);
-	s->opts = *o;
-	s->index = 0;
-	s->lun = 0;
-	s->port = o->port;
-	s->listen_fd = -1;
-	s->fd = -1;
-	s->trace = NULL;
-	s->atr_len = 0;
-	s->ignore_unasked = false;
-	set_reader_name(s);
-	adopt(s, fd);
-}
-
-int
-slot_open(struct slot *s, unsigned long lun, unsigned index, const struct devopts *o)
-{
-	int fd;
-
 	pthread_mutex_init(&s->lock, NULL);
 	s->lun = lun;
 	s->index = index;
@@ -184,6 +166,21 @@ slot_open(struct slot *s, unsigned long lun, unsigned index, const struct devopt
 	s->atr_len = 0;
 	s->ignore_unasked = false;
 	set_reader_name(s);
+}
+
+void
+slot_init_with_fd(struct slot *s, int fd, const struct devopts *o)
+{
+	slot_init(s, 0, 0, o);
+	adopt(s, fd);
+}
+
+int
+slot_open(struct slot *s, unsigned long lun, unsigned index, const struct devopts *o)
+{
+	int fd;
+
+	slot_init(s, lun, index, o);
 	if (o->trace[0])
 		s->trace = wiretrace_open(o->trace);
 	if (o->host[0]) {

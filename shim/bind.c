@@ -23,11 +23,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- the PCI structures of the ABI ------------------------------------ */
@@ -76,48 +73,6 @@ struct trace_writer *shim_writer;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* ---- small helpers ------------------------------------------------------ */
-
-void
-shim_warn(const char *fmt, ...)
-{
-	int saved = errno;
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		goto out;
-	if ((size_t)n > sizeof(buf) - 2)
-		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	/* One write(2): no stdio state of the application is touched. */
-	if (write(STDERR_FILENO, "pcsctap: ", 9) >= 0 &&
-	    write(STDERR_FILENO, buf, (size_t)n) < 0)
-		goto out;
-out:
-	errno = saved;
-}
-
-int64_t
-shim_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t
-shim_wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int64_t
 shim_tid(void)
@@ -192,7 +147,7 @@ bind_real(void)
 		rv = resolve_all(RTLD_NEXT, &found);
 		if (rv == 0) {
 			if (shim_config.verbose)
-				shim_warn("bound to the next libpcsclite (RTLD_NEXT)");
+				trace_warnf("bound to the next libpcsclite (RTLD_NEXT)");
 			shim_real = found;
 			return;
 		}
@@ -203,22 +158,22 @@ bind_real(void)
 	 */
 	handle = dlopen(shim_config.real_library, RTLD_NOW | RTLD_LOCAL);
 	if (!handle) {
-		shim_warn("cannot load the real libpcsclite %s: %s",
+		trace_warnf("cannot load the real libpcsclite %s: %s",
 			  shim_config.real_library, dlerror());
 		return;
 	}
 	rv = resolve_all(handle, &found);
 	if (rv == -ELOOP) {
-		shim_warn("%s is pcsctap itself: refusing to bind to it (set %s)",
+		trace_warnf("%s is pcsctap itself: refusing to bind to it (set %s)",
 			  shim_config.real_library, SHIM_ENV_REAL_LIBRARY);
 		return;
 	}
 	if (rv < 0) {
-		shim_warn("%s lacks part of the libpcsclite API", shim_config.real_library);
+		trace_warnf("%s lacks part of the libpcsclite API", shim_config.real_library);
 		return;
 	}
 	if (shim_config.verbose)
-		shim_warn("bound to %s", shim_config.real_library);
+		trace_warnf("bound to %s", shim_config.real_library);
 	shim_real = found;
 }
 
@@ -253,7 +208,7 @@ init_once_fn(void)
 	shim_config_read(&shim_config);
 	bind_real();
 	if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child))
-		shim_warn("pthread_atfork failed: markers after fork() may stall");
+		trace_warnf("pthread_atfork failed: markers after fork() may stall");
 	if (shim_config.trace_path) {
 		rv = trace_writer_open(&shim_writer, shim_config.trace_path, &opt);
 		if (rv < 0)

@@ -55,6 +55,22 @@ set_card(struct shim_call *c, SCARDHANDLE h)
 	c->call.card = (uint64_t)h;
 }
 
+/* How Disconnect and EndTransaction leave the card. */
+static void
+set_disposition(struct shim_call *c, DWORD disposition)
+{
+	c->call.present |= TRACE_HAS_DISPOSITION;
+	c->call.disposition = disposition;
+}
+
+/* A control code, attribute id or pointer value (the `code` column). */
+static void
+set_code(struct shim_call *c, int64_t code)
+{
+	c->call.present |= TRACE_HAS_CODE;
+	c->call.code = code;
+}
+
 static void
 note_null(struct shim_call *c, const void *p, const char *name)
 {
@@ -188,27 +204,24 @@ post_SCardEstablishContext(struct shim_call *c, LONG rv, DWORD dwScope, LPCVOID 
 		set_context(c, *phContext);
 }
 
-void
-pre_SCardReleaseContext(struct shim_call *c, SCARDCONTEXT hContext)
-{
-	set_context(c, hContext);
-}
+/*
+ * ReleaseContext, IsValidContext and Cancel: the context is all there is
+ * to record.
+ */
+#define CONTEXT_ONLY(name) \
+	void \
+	pre_##name(struct shim_call *c, SCARDCONTEXT hContext) \
+	{ \
+		set_context(c, hContext); \
+	} \
+	void \
+	post_##name(struct shim_call *c, LONG rv, SCARDCONTEXT hContext) \
+	{ \
+	}
 
-void
-post_SCardReleaseContext(struct shim_call *c, LONG rv, SCARDCONTEXT hContext)
-{
-}
-
-void
-pre_SCardIsValidContext(struct shim_call *c, SCARDCONTEXT hContext)
-{
-	set_context(c, hContext);
-}
-
-void
-post_SCardIsValidContext(struct shim_call *c, LONG rv, SCARDCONTEXT hContext)
-{
-}
+CONTEXT_ONLY(SCardReleaseContext)
+CONTEXT_ONLY(SCardIsValidContext)
+CONTEXT_ONLY(SCardCancel)
 
 void
 pre_SCardConnect(struct shim_call *c, SCARDCONTEXT hContext, LPCSTR szReader,
@@ -275,8 +288,7 @@ void
 pre_SCardDisconnect(struct shim_call *c, SCARDHANDLE hCard, DWORD dwDisposition)
 {
 	set_card(c, hCard);
-	c->call.present |= TRACE_HAS_DISPOSITION;
-	c->call.disposition = dwDisposition;
+	set_disposition(c, dwDisposition);
 	shim_markers_before_disconnect(hCard, dwDisposition);
 }
 
@@ -304,8 +316,7 @@ void
 pre_SCardEndTransaction(struct shim_call *c, SCARDHANDLE hCard, DWORD dwDisposition)
 {
 	set_card(c, hCard);
-	c->call.present |= TRACE_HAS_DISPOSITION;
-	c->call.disposition = dwDisposition;
+	set_disposition(c, dwDisposition);
 	shim_markers_before_end(hCard, dwDisposition);
 }
 
@@ -404,8 +415,7 @@ pre_SCardControl(struct shim_call *c, SCARDHANDLE hCard, DWORD dwControlCode,
 		 DWORD cbRecvLength, LPDWORD lpBytesReturned)
 {
 	set_card(c, hCard);
-	c->call.present |= TRACE_HAS_CODE;
-	c->call.code = dwControlCode;
+	set_code(c, dwControlCode);
 	set_in(c, pbSendBuffer, cbSendLength, "cbSendLength");
 	note_null(c, pbSendBuffer, "pbSendBuffer");
 	note_null(c, pbRecvBuffer, "pbRecvBuffer");
@@ -515,8 +525,7 @@ void
 pre_SCardFreeMemory(struct shim_call *c, SCARDCONTEXT hContext, LPCVOID pvMem)
 {
 	set_context(c, hContext);
-	c->call.present |= TRACE_HAS_CODE;
-	c->call.code = (int64_t)(uintptr_t)pvMem;
+	set_code(c, (int64_t)(uintptr_t)pvMem);
 }
 
 void
@@ -525,23 +534,11 @@ post_SCardFreeMemory(struct shim_call *c, LONG rv, SCARDCONTEXT hContext, LPCVOI
 }
 
 void
-pre_SCardCancel(struct shim_call *c, SCARDCONTEXT hContext)
-{
-	set_context(c, hContext);
-}
-
-void
-post_SCardCancel(struct shim_call *c, LONG rv, SCARDCONTEXT hContext)
-{
-}
-
-void
 pre_SCardGetAttrib(struct shim_call *c, SCARDHANDLE hCard, DWORD dwAttrId, LPBYTE pbAttr,
 		   LPDWORD pcbAttrLen)
 {
 	set_card(c, hCard);
-	c->call.present |= TRACE_HAS_CODE;
-	c->call.code = dwAttrId;
+	set_code(c, dwAttrId);
 	note_null(c, pbAttr, "pbAttr");
 	note_len_in(c, 0, pcbAttrLen, "pcbAttrLen");
 }
@@ -562,8 +559,7 @@ pre_SCardSetAttrib(struct shim_call *c, SCARDHANDLE hCard, DWORD dwAttrId, LPCBY
 		   DWORD cbAttrLen)
 {
 	set_card(c, hCard);
-	c->call.present |= TRACE_HAS_CODE;
-	c->call.code = dwAttrId;
+	set_code(c, dwAttrId);
 	set_in(c, pbAttr, cbAttrLen, "cbAttrLen");
 	note_null(c, pbAttr, "pbAttr");
 }

@@ -193,7 +193,7 @@ send_marker(const struct client *cl, uint8_t event, bool has_disposition, DWORD 
 	if (has_disposition)
 		m.present |= MARKER_HAS(MARKER_TAG_DISPOSITION);
 	strncpy(m.process, program_invocation_short_name, sizeof(m.process) - 1);
-	m.timestamp_ns = (uint64_t)shim_mono_ns();
+	m.timestamp_ns = (uint64_t)trace_mono_ns();
 	len = marker_encode(&m, body, sizeof(body));
 	if (len < 0)
 		return;
@@ -203,7 +203,7 @@ send_marker(const struct client *cl, uint8_t event, bool has_disposition, DWORD 
 	tm = (struct trace_marker){
 		.tid = shim_tid(),
 		.t_ns = (int64_t)m.timestamp_ns,
-		.wall_ns = shim_wall_ns(),
+		.wall_ns = trace_wall_ns(),
 		.card = (uint64_t)cl->card,
 		.reader = cl->reader,
 		.event = event,

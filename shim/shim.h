@@ -14,6 +14,7 @@
 
 #include "platform.h"
 #include "trace.h"
+#include "util.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,11 +62,7 @@ extern struct trace_writer *shim_writer;
 /* Bind, read the configuration and open the trace: once per process. */
 void shim_init(void);
 
-/* One warning on stderr, never stdout; keeps errno. */
-void shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-int64_t shim_mono_ns(void);
-int64_t shim_wall_ns(void);
+/* Warnings and clocks: trace_warnf(), trace_mono_ns(), trace_wall_ns() (util.h). */
 int64_t shim_tid(void);
 
 /* ---- one call being recorded (wrappers.c, encode.c) -------------------- */

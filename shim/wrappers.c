@@ -29,8 +29,8 @@ call_begin(struct shim_call *c, int fn)
 	memset(&c->call, 0, sizeof(c->call));
 	c->call.fn = fn;
 	c->call.tid = shim_tid();
-	c->call.wall_ns = shim_wall_ns();
-	c->call.t_enter_ns = shim_mono_ns();
+	c->call.wall_ns = trace_wall_ns();
+	c->call.t_enter_ns = trace_mono_ns();
 	c->extra_len = 0;
 	c->extra[0] = '\0';
 	c->scratch = NULL;
@@ -41,7 +41,7 @@ call_begin(struct shim_call *c, int fn)
 static void
 call_end(struct shim_call *c, LONG rv)
 {
-	c->call.t_return_ns = shim_mono_ns();
+	c->call.t_return_ns = trace_mono_ns();
 	c->call.rv = rv;
 	c->call.extra = c->extra_len ? c->extra : NULL;
 	if (shim_writer)

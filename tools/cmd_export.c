@@ -372,10 +372,8 @@ cmd_export(int argc, char **argv)
 			}
 			break;
 		case 'p':
-			if (parse_int64(optarg, &sel.pid) < 0 || sel.pid <= 0) {
-				fprintf(stderr, "pcsctap export: invalid pid '%s'\n", optarg);
+			if (parse_pid("export", optarg, &sel.pid) < 0)
 				return PCSCTAP_EXIT_USAGE;
-			}
 			break;
 		case 'r':
 			sel.reader = optarg;
@@ -397,10 +395,7 @@ cmd_export(int argc, char **argv)
 		fprintf(stderr, "pcsctap export: no output file (-o FILE)\n");
 		return PCSCTAP_EXIT_USAGE;
 	}
-	status = tap_input_open(&x.in, "export", argv + optind, argc - optind);
-	if (status != PCSCTAP_EXIT_OK)
-		goto out;
-	status = tap_input_check_empty(x.in, "export");
+	status = tap_input_open_nonempty(&x.in, "export", argv + optind, argc - optind);
 	if (status != PCSCTAP_EXIT_OK)
 		goto out;
 	rc = tap_stream_open(&stream, x.in, &sel, NULL);

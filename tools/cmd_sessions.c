@@ -94,10 +94,8 @@ cmd_sessions(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (parse_int64(optarg, &filter.pid) < 0 || filter.pid <= 0) {
-				fprintf(stderr, "pcsctap sessions: invalid pid '%s'\n", optarg);
+			if (parse_pid("sessions", optarg, &filter.pid) < 0)
 				return PCSCTAP_EXIT_USAGE;
-			}
 			break;
 		case 'r':
 			filter.reader = optarg;
@@ -112,10 +110,7 @@ cmd_sessions(int argc, char **argv)
 			return bad_option("sessions", argv);
 		}
 	}
-	status = tap_input_open(&in, "sessions", argv + optind, argc - optind);
-	if (status != PCSCTAP_EXIT_OK)
-		goto out;
-	status = tap_input_check_empty(in, "sessions");
+	status = tap_input_open_nonempty(&in, "sessions", argv + optind, argc - optind);
 	if (status != PCSCTAP_EXIT_OK)
 		goto out;
 	if (!json)
@@ -152,9 +147,5 @@ out:
 	if (it)
 		trace_iter_end(it);
 	tap_input_close(in);
-	if (close_stdout() < 0 && status == PCSCTAP_EXIT_OK) {
-		fprintf(stderr, "pcsctap sessions: error writing the output\n");
-		status = PCSCTAP_EXIT_OUTPUT;
-	}
-	return status;
+	return finish_stdout("sessions", status);
 }

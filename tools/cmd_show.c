@@ -402,9 +402,5 @@ out:
 	tap_stream_close(stream);
 	tap_input_close(sh.in);
 	free(last_ids);
-	if (close_stdout() < 0 && status == PCSCTAP_EXIT_OK) {
-		fprintf(stderr, "pcsctap show: error writing the output\n");
-		status = PCSCTAP_EXIT_OUTPUT;
-	}
-	return status;
+	return finish_stdout("show", status);
 }

@@ -300,10 +300,8 @@ cmd_stats(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (parse_int64(optarg, &sel.pid) < 0 || sel.pid <= 0) {
-				fprintf(stderr, "pcsctap stats: invalid pid '%s'\n", optarg);
+			if (parse_pid("stats", optarg, &sel.pid) < 0)
 				return PCSCTAP_EXIT_USAGE;
-			}
 			break;
 		case 'j':
 			json = true;
@@ -315,10 +313,7 @@ cmd_stats(int argc, char **argv)
 			return bad_option("stats", argv);
 		}
 	}
-	status = tap_input_open(&in, "stats", argv + optind, argc - optind);
-	if (status != PCSCTAP_EXIT_OK)
-		goto out;
-	status = tap_input_check_empty(in, "stats");
+	status = tap_input_open_nonempty(&in, "stats", argv + optind, argc - optind);
 	if (status != PCSCTAP_EXIT_OK)
 		goto out;
 	st = calloc(1, sizeof(*st));
@@ -357,9 +352,5 @@ out:
 		free(st->procs);
 		free(st);
 	}
-	if (close_stdout() < 0 && status == PCSCTAP_EXIT_OK) {
-		fprintf(stderr, "pcsctap stats: error writing the output\n");
-		status = PCSCTAP_EXIT_OUTPUT;
-	}
-	return status;
+	return finish_stdout("stats", status);
 }

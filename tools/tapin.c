@@ -598,8 +598,8 @@ out:
 	return rc;
 }
 
-int
-tap_input_check_empty(struct tap_input *in, const char *cmd)
+static int
+check_empty(struct tap_input *in, const char *cmd)
 {
 	int64_t t0;
 	bool empty;
@@ -614,6 +614,20 @@ tap_input_check_empty(struct tap_input *in, const char *cmd)
 		return PCSCTAP_EXIT_EMPTY;
 	}
 	return PCSCTAP_EXIT_OK;
+}
+
+int
+tap_input_open_nonempty(struct tap_input **out, const char *cmd, char **paths, int n)
+{
+	int status = tap_input_open(out, cmd, paths, n);
+
+	if (status == PCSCTAP_EXIT_OK)
+		status = check_empty(*out, cmd);
+	if (status != PCSCTAP_EXIT_OK) {
+		tap_input_close(*out);
+		*out = NULL;
+	}
+	return status;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -109,11 +109,13 @@ void tap_stream_close(struct tap_stream *s);
  */
 int tap_input_start(struct tap_input *in, int64_t *t0, bool *empty, int *err_file);
 
-/*
- * Fail with "empty trace" (one line, PCSCTAP_EXIT_EMPTY) when the traces
- * hold nothing.  @retval the exit status, PCSCTAP_EXIT_OK when not empty
+/**
+ * tap_input_open(), then fail with "empty trace" (one line,
+ * PCSCTAP_EXIT_EMPTY) when the traces hold nothing.  On failure *out is
+ * NULL and the inputs are closed.
+ * @retval PCSCTAP_EXIT_OK, or the exit status to return
  */
-int tap_input_check_empty(struct tap_input *in, const char *cmd);
+int tap_input_open_nonempty(struct tap_input **out, const char *cmd, char **paths, int n);
 
 /* ---------------------------------------------------------------------- */
 /* Card handle → reader, learnt from SCardConnect, forgotten at Disconnect. */

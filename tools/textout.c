@@ -138,15 +138,29 @@ parse_int64(const char *text, int64_t *v)
 }
 
 int
-close_stdout(void)
+parse_pid(const char *cmd, const char *text, int64_t *pid)
 {
-	int rc = 0;
+	if (parse_int64(text, pid) < 0 || *pid <= 0) {
+		fprintf(stderr, "pcsctap %s: invalid pid '%s'\n", cmd, text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+finish_stdout(const char *cmd, int status)
+{
+	int lost = 0;
 
 	if (fflush(stdout) != 0 || ferror(stdout))
-		rc = -EIO;
+		lost = 1;
 	if (fclose(stdout) != 0)
-		rc = -EIO;
-	return rc;
+		lost = 1;
+	if (lost && status == PCSCTAP_EXIT_OK) {
+		fprintf(stderr, "pcsctap %s: error writing the output\n", cmd);
+		status = PCSCTAP_EXIT_OUTPUT;
+	}
+	return status;
 }
 
 int

@@ -40,8 +40,18 @@ int parse_seconds(const char *text, int64_t *ns);
 /* Parse a decimal or 0x integer.  @retval 0, or -EINVAL */
 int parse_int64(const char *text, int64_t *v);
 
-/* Check and close stdout: @retval 0, or -EIO when output was lost. */
-int close_stdout(void);
+/*
+ * Parse the process id given to @p cmd's --pid (a positive integer), or
+ * say "invalid pid" in one line on stderr.  @retval 0, or -EINVAL
+ */
+int parse_pid(const char *cmd, const char *text, int64_t *pid);
+
+/*
+ * The end of command @p cmd: check and close stdout.  When output was lost
+ * and @p status is PCSCTAP_EXIT_OK, say so in one line on stderr and
+ * return PCSCTAP_EXIT_OUTPUT.  @retval the exit status
+ */
+int finish_stdout(const char *cmd, int status);
 
 /*
  * Report an unknown option or missing argument (getopt with opterr = 0)

@@ -1,14 +1,11 @@
 /*
- * error.c — error codes and messages: trace_strerror(), the mapping of
- * SQLite result codes onto trace errors, and the one stderr helper that
- * library code uses for warnings (never stdout).
+ * error.c — error codes and messages: trace_strerror() and the mapping of
+ * SQLite result codes onto trace errors.
  */
 #include "trace.h"
 #include "store.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 const char *
@@ -66,27 +63,4 @@ trace_err_from_sqlite(int rc)
 	default:
 		return TRACE_E_SQLITE;
 	}
-}
-
-void
-trace_warnf(const char *fmt, ...)
-{
-	int saved = errno;
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		goto out;
-	if ((size_t)n > sizeof(buf) - 2)
-		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	buf[n] = '\0';
-	/* One fputs on the unbuffered stderr: a single write, not interleaved. */
-	fprintf(stderr, "pcsctap: %s", buf);
-out:
-	errno = saved;
 }

@@ -1,31 +1,12 @@
 /*
- * proc.c — process identity for the `processes` table, and clocks.
+ * proc.c — process identity for the `processes` table.
  */
 #include "proc.h"
 #include "sys.h"
 
 #include <fcntl.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-int64_t
-trace_wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t
-trace_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void
 read_cmdline(char *buf, size_t len)

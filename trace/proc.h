@@ -18,7 +18,3 @@ struct trace_procinfo {
 
 /* Fill @p pi from /proc/self; never fails (unknown fields stay empty). */
 void trace_procinfo_get(struct trace_procinfo *pi);
-
-/* CLOCK_REALTIME / CLOCK_MONOTONIC in nanoseconds. */
-int64_t trace_wall_ns(void);
-int64_t trace_mono_ns(void);

@@ -27,19 +27,9 @@ struct trace_reader {
 	char errmsg[512];
 };
 
-enum iter_kind {
-	IT_CALLS,
-	IT_SESSIONS,
-	IT_TRANSACTIONS,
-	IT_MARKERS,
-	IT_WIRE,
-	IT_PROCESSES,
-	IT_DROPS,
-};
-
 struct trace_iter {
 	struct trace_reader *r;
-	int kind;
+	const struct query *q;
 	sqlite3_stmt *st;
 	sqlite3_stmt *states_st;	/* reader states of one call */
 	struct trace_reader_state *states;
@@ -163,6 +153,263 @@ trace_reader_errmsg(struct trace_reader *r)
 
 /* ---------------------------------------------------------------------- */
 
+/*
+ * What an iterator is: its columns and where each lands in the row struct,
+ * the WHERE term each filter field becomes, and its order.  One prepare,
+ * bind, step and fetch serves every iterator.
+ */
+
+/* How a column's value lands in a row struct. */
+enum col_kind {
+	COL_I64,	/* int64_t or uint64_t */
+	COL_INT,	/* int */
+	COL_U32,	/* uint32_t */
+	COL_TEXT,	/* const char *, NULL for SQL NULL */
+	COL_BLOB,	/* struct trace_blob, data NULL for SQL NULL */
+	COL_OPT,	/* int64_t or uint64_t; SQL NULL: 0 and its TRACE_HAS_* bit clear */
+};
+
+struct col {
+	const char *name;	/* as selected */
+	int kind;		/* enum col_kind */
+	size_t off;		/* of the field in the row struct */
+	uint32_t bit;		/* COL_OPT: the field's TRACE_HAS_* bit */
+};
+
+/* The fields of struct trace_filter, each bound as the named parameter. */
+enum filter_field {
+	F_END,
+	F_PID,		/* :pid */
+	F_FN,		/* :fn */
+	F_READER,	/* :reader */
+	F_SESSION,	/* :session */
+	F_SINCE,	/* :since */
+	F_UNTIL,	/* :until */
+	F_AFTER,	/* :after */
+	F_READER_SESSIONS, /* :reader, calls only: CALL_READER_TERM */
+};
+
+/* One filter field and the WHERE term it adds when set. */
+struct term {
+	int field;		/* enum filter_field, F_END ends the list */
+	const char *sql;
+};
+
+struct query {
+	const char *from;		/* " FROM ... WHERE 1" or " FROM ..." */
+	const struct col *cols;
+	size_t n_cols;
+	const struct term *terms;	/* NULL: the iterator takes no filter */
+	const char *order;		/* " ORDER BY ..." */
+	size_t clear;			/* bytes of the row zeroed before each row */
+	size_t present;			/* COL_OPT: offset of the row's present bits */
+};
+
+#define COL(name, kind, type, field) { name, kind, offsetof(type, field), 0 }
+#define COL_HAS(name, type, field, bit) { name, COL_OPT, offsetof(type, field), bit }
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct col call_cols[] = {
+	COL("c.id", COL_I64, struct trace_call_row, id),
+	COL("c.pid", COL_I64, struct trace_call_row, pid),
+	COL("c.tid", COL_I64, struct trace_call_row, call.tid),
+	COL("c.fn", COL_INT, struct trace_call_row, call.fn),
+	COL("c.t_enter_ns", COL_I64, struct trace_call_row, call.t_enter_ns),
+	COL("c.t_return_ns", COL_I64, struct trace_call_row, call.t_return_ns),
+	COL("c.wall_ns", COL_I64, struct trace_call_row, call.wall_ns),
+	COL("c.rv", COL_I64, struct trace_call_row, call.rv),
+	COL_HAS("c.context", struct trace_call_row, call.context, TRACE_HAS_CONTEXT),
+	COL_HAS("c.card", struct trace_call_row, call.card, TRACE_HAS_CARD),
+	COL("c.reader", COL_TEXT, struct trace_call_row, call.reader),
+	COL_HAS("c.share_mode", struct trace_call_row, call.share_mode, TRACE_HAS_SHARE_MODE),
+	COL_HAS("c.preferred_protocols", struct trace_call_row, call.preferred_protocols,
+		TRACE_HAS_PREFERRED_PROTOCOLS),
+	COL_HAS("c.active_protocol", struct trace_call_row, call.active_protocol,
+		TRACE_HAS_ACTIVE_PROTOCOL),
+	COL_HAS("c.disposition", struct trace_call_row, call.disposition, TRACE_HAS_DISPOSITION),
+	COL_HAS("c.scope", struct trace_call_row, call.scope, TRACE_HAS_SCOPE),
+	COL_HAS("c.timeout", struct trace_call_row, call.timeout, TRACE_HAS_TIMEOUT),
+	COL_HAS("c.code", struct trace_call_row, call.code, TRACE_HAS_CODE),
+	COL_HAS("c.state", struct trace_call_row, call.state, TRACE_HAS_STATE),
+	COL_HAS("c.send_pci", struct trace_call_row, call.send_pci, TRACE_HAS_SEND_PCI),
+	COL_HAS("c.recv_pci", struct trace_call_row, call.recv_pci, TRACE_HAS_RECV_PCI),
+	COL("c.data_in", COL_BLOB, struct trace_call_row, call.in),
+	COL("c.data_out", COL_BLOB, struct trace_call_row, call.out),
+	COL("c.redacted", COL_INT, struct trace_call_row, call.redacted),
+	COL("c.extra", COL_TEXT, struct trace_call_row, call.extra),
+};
+
+/* Its calls and the calls of its sessions (temp.%s: reader_sessions_temp()). */
+#define CALL_READER_TERM " AND (c.reader = :reader OR EXISTS (SELECT 1 FROM temp.%s t" \
+	" WHERE t.pid = c.pid AND t.card = c.card AND c.id BETWEEN t.lo AND t.hi))"
+
+static const struct term call_terms[] = {
+	{ F_PID, " AND c.pid = :pid" },
+	{ F_FN, " AND c.fn = :fn" },
+	{ F_SINCE, " AND c.t_enter_ns >= :since" },
+	{ F_UNTIL, " AND c.t_enter_ns <= :until" },
+	{ F_AFTER, " AND c.id > :after" },
+	/* The session's calls: same pid and card, from the connect to the
+	 * disconnect that ended it. */
+	{ F_SESSION, " AND EXISTS (SELECT 1 FROM calls s WHERE s.id = :session AND s.fn = 4"
+		" AND s.pid = c.pid AND s.card = c.card AND c.id >= s.id"
+		" AND c.id <= coalesce((SELECT min(x.id) FROM calls x WHERE x.pid = s.pid"
+		"  AND x.card = s.card AND x.fn = 6 AND x.id > s.id), " ID_MAX "))" },
+	{ F_READER_SESSIONS, CALL_READER_TERM },
+	{ F_END, NULL },
+};
+
+static const struct query call_query = {
+	" FROM calls c WHERE 1", call_cols, N(call_cols), call_terms,
+	" ORDER BY c.t_enter_ns, c.id",
+	sizeof(struct trace_call_row), offsetof(struct trace_call_row, call.present),
+};
+
+static const struct col session_cols[] = {
+	COL("id", COL_I64, struct trace_session, id),
+	COL("pid", COL_I64, struct trace_session, pid),
+	COL("card", COL_I64, struct trace_session, card),
+	COL("reader", COL_TEXT, struct trace_session, reader),
+	COL("process", COL_TEXT, struct trace_session, process),
+	COL("share_mode", COL_I64, struct trace_session, share_mode),
+	COL("preferred_protocols", COL_I64, struct trace_session, preferred_protocols),
+	COL("active_protocol", COL_I64, struct trace_session, active_protocol),
+	COL("start_ns", COL_I64, struct trace_session, start_ns),
+	COL("end_ns", COL_I64, struct trace_session, end_ns),
+	COL("start_wall_ns", COL_I64, struct trace_session, start_wall_ns),
+	COL("disposition", COL_I64, struct trace_session, disposition),
+	COL("n_apdus", COL_I64, struct trace_session, n_apdus),
+	COL("n_transactions", COL_I64, struct trace_session, n_transactions),
+	COL("n_markers", COL_I64, struct trace_session, n_markers),
+};
+
+static const struct term session_terms[] = {
+	{ F_PID, " AND pid = :pid" },
+	{ F_READER, " AND reader = :reader" },
+	{ F_SESSION, " AND id = :session" },
+	{ F_SINCE, " AND (end_ns = 0 OR end_ns >= :since)" },
+	{ F_UNTIL, " AND start_ns <= :until" },
+	{ F_AFTER, " AND id > :after" },
+	{ F_END, NULL },
+};
+
+static const struct query session_query = {
+	" FROM sessions WHERE 1", session_cols, N(session_cols), session_terms,
+	" ORDER BY start_ns, id", 0, 0,
+};
+
+static const struct col transaction_cols[] = {
+	COL("id", COL_I64, struct trace_transaction, id),
+	COL("session", COL_I64, struct trace_transaction, session),
+	COL("pid", COL_I64, struct trace_transaction, pid),
+	COL("card", COL_I64, struct trace_transaction, card),
+	COL("start_ns", COL_I64, struct trace_transaction, start_ns),
+	COL("end_ns", COL_I64, struct trace_transaction, end_ns),
+	COL("disposition", COL_I64, struct trace_transaction, disposition),
+};
+
+static const struct term transaction_terms[] = {
+	{ F_PID, " AND pid = :pid" },
+	{ F_SESSION, " AND session = :session" },
+	{ F_READER, " AND EXISTS (SELECT 1 FROM calls s WHERE s.id = t.session"
+		" AND s.reader = :reader)" },
+	{ F_SINCE, " AND (end_ns = 0 OR end_ns >= :since)" },
+	{ F_UNTIL, " AND start_ns <= :until" },
+	{ F_AFTER, " AND id > :after" },
+	{ F_END, NULL },
+};
+
+static const struct query transaction_query = {
+	" FROM transactions t WHERE 1", transaction_cols, N(transaction_cols),
+	transaction_terms, " ORDER BY start_ns, id", 0, 0,
+};
+
+static const struct col marker_cols[] = {
+	COL("m.id", COL_I64, struct trace_marker_row, id),
+	COL("m.pid", COL_I64, struct trace_marker_row, pid),
+	COL("m.tid", COL_I64, struct trace_marker_row, marker.tid),
+	COL("m.t_ns", COL_I64, struct trace_marker_row, marker.t_ns),
+	COL("m.wall_ns", COL_I64, struct trace_marker_row, marker.wall_ns),
+	COL("m.card", COL_I64, struct trace_marker_row, marker.card),
+	COL("m.reader", COL_TEXT, struct trace_marker_row, marker.reader),
+	COL("m.event", COL_INT, struct trace_marker_row, marker.event),
+	COL("m.seq", COL_U32, struct trace_marker_row, marker.seq),
+	COL("m.body", COL_BLOB, struct trace_marker_row, marker.body),
+	COL("m.rv", COL_I64, struct trace_marker_row, marker.rv),
+};
+
+static const struct term marker_terms[] = {
+	{ F_PID, " AND m.pid = :pid" },
+	{ F_READER, " AND m.reader = :reader" },
+	{ F_SESSION, " AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = :session"
+		" AND s.pid = m.pid AND s.card = m.card AND m.t_ns >= s.start_ns"
+		" AND (s.end_ns = 0 OR m.t_ns <= s.end_ns))" },
+	{ F_SINCE, " AND m.t_ns >= :since" },
+	{ F_UNTIL, " AND m.t_ns <= :until" },
+	{ F_AFTER, " AND m.id > :after" },
+	{ F_END, NULL },
+};
+
+static const struct query marker_query = {
+	" FROM markers m WHERE 1", marker_cols, N(marker_cols), marker_terms,
+	" ORDER BY m.t_ns, m.id", 0, 0,
+};
+
+static const struct col wire_cols[] = {
+	COL("id", COL_I64, struct trace_wire_row, id),
+	COL("pid", COL_I64, struct trace_wire_row, pid),
+	COL("t_ns", COL_I64, struct trace_wire_row, wire.t_ns),
+	COL("t_end_ns", COL_I64, struct trace_wire_row, wire.t_end_ns),
+	COL("wall_ns", COL_I64, struct trace_wire_row, wire.wall_ns),
+	COL("reader", COL_TEXT, struct trace_wire_row, wire.reader),
+	COL("kind", COL_INT, struct trace_wire_row, wire.kind),
+	COL("sent", COL_BLOB, struct trace_wire_row, wire.sent),
+	COL("received", COL_BLOB, struct trace_wire_row, wire.received),
+	COL("detail", COL_TEXT, struct trace_wire_row, wire.detail),
+};
+
+static const struct term wire_terms[] = {
+	{ F_PID, " AND pid = :pid" },
+	{ F_READER, " AND reader = :reader" },
+	{ F_SINCE, " AND t_ns >= :since" },
+	{ F_UNTIL, " AND t_ns <= :until" },
+	{ F_AFTER, " AND id > :after" },
+	{ F_END, NULL },
+};
+
+static const struct query wire_query = {
+	" FROM wire WHERE 1", wire_cols, N(wire_cols), wire_terms,
+	" ORDER BY t_ns, id", 0, 0,
+};
+
+static const struct col process_cols[] = {
+	COL("pid", COL_I64, struct trace_process, pid),
+	COL("ppid", COL_I64, struct trace_process, ppid),
+	COL("exe", COL_TEXT, struct trace_process, exe),
+	COL("argv", COL_TEXT, struct trace_process, argv),
+	COL("role", COL_TEXT, struct trace_process, role),
+	COL("host", COL_TEXT, struct trace_process, host),
+	COL("start_wall_ns", COL_I64, struct trace_process, start_wall_ns),
+};
+
+static const struct query process_query = {
+	" FROM processes", process_cols, N(process_cols), NULL,
+	" ORDER BY start_wall_ns, rowid", 0, 0,
+};
+
+static const struct col drop_cols[] = {
+	COL("pid", COL_I64, struct trace_drop, pid),
+	COL("wall_ns", COL_I64, struct trace_drop, wall_ns),
+	COL("count", COL_I64, struct trace_drop, count),
+};
+
+static const struct query drop_query = {
+	" FROM drops", drop_cols, N(drop_cols), NULL,
+	" ORDER BY wall_ns, rowid", 0, 0,
+};
+
+/* ---------------------------------------------------------------------- */
+
 static int
 bind_name(sqlite3_stmt *st, const char *name, int64_t v)
 {
@@ -180,49 +427,27 @@ bind_name_text(sqlite3_stmt *st, const char *name, const char *v)
 }
 
 static int
-iter_new(struct trace_reader *r, int kind, struct trace_iter **out)
+filter_has(const struct trace_filter *f, int field)
 {
-	struct trace_iter *it;
-
-	*out = NULL;
-	if (!r)
-		return -EINVAL;
-	it = calloc(1, sizeof(*it));
-	if (!it) {
-		set_err(r, "out of memory");
-		return -ENOMEM;
+	switch (field) {
+	case F_PID:
+		return f->pid != 0;
+	case F_FN:
+		return f->fn != 0;
+	case F_READER:
+	case F_READER_SESSIONS:
+		return f->reader != NULL;
+	case F_SESSION:
+		return f->session != 0;
+	case F_SINCE:
+		return f->since_ns != 0;
+	case F_UNTIL:
+		return f->until_ns != 0;
+	case F_AFTER:
+		return f->after_id != 0;
+	default:
+		return 0;
 	}
-	it->r = r;
-	it->kind = kind;
-	*out = it;
-	return 0;
-}
-
-static int
-iter_prepare(struct trace_iter *it, struct sqlbuf *b, const struct trace_filter *f)
-{
-	struct trace_reader *r = it->r;
-	int rc;
-
-	if (b->overflow) {
-		set_err(r, "query too long");
-		return TRACE_E_SQLITE;
-	}
-	rc = trace_sys.sqlite3_prepare_v2(r->db, b->s, -1, &it->st, NULL);
-	if (rc != SQLITE_OK) {
-		set_err(r, "%s: %s", r->path, sqlite3_errmsg(r->db));
-		return trace_err_from_sqlite(rc);
-	}
-	if (f) {
-		bind_name(it->st, ":pid", f->pid);
-		bind_name(it->st, ":fn", f->fn);
-		bind_name(it->st, ":since", f->since_ns);
-		bind_name(it->st, ":until", f->until_ns);
-		bind_name(it->st, ":after", f->after_id);
-		bind_name(it->st, ":session", f->session);
-		bind_name_text(it->st, ":reader", f->reader);
-	}
-	return 0;
 }
 
 /*
@@ -264,57 +489,75 @@ out:
 	return ret;
 }
 
-int
-trace_iter_calls(struct trace_reader *r, const struct trace_filter *f, struct trace_iter **out)
+/* SELECT <columns> FROM ... WHERE 1 <a term per set filter field> ORDER BY ... */
+static int
+build_sql(struct trace_iter *it, const struct trace_filter *f, struct sqlbuf *b)
+{
+	const struct query *q = it->q;
+	int ret;
+
+	for (size_t i = 0; i < q->n_cols; i++)
+		sql_add(b, "%s%s", i ? ", " : "SELECT ", q->cols[i].name);
+	sql_add(b, "%s", q->from);
+	for (const struct term *t = q->terms; f && t && t->field != F_END; t++) {
+		if (!filter_has(f, t->field))
+			continue;
+		if (t->field != F_READER_SESSIONS) {
+			sql_add(b, "%s", t->sql);
+			continue;
+		}
+		ret = reader_sessions_temp(it, f->reader);
+		if (ret < 0)
+			return ret;
+		sql_add(b, CALL_READER_TERM, it->temp);
+	}
+	sql_add(b, "%s", q->order);
+	return 0;
+}
+
+/* A new iterator over @p q's rows that match @p f (NULL: all rows). */
+static int
+iter_open(struct trace_reader *r, const struct query *q, const struct trace_filter *f,
+	  struct trace_iter **out)
 {
 	struct trace_iter *it = NULL;
 	struct sqlbuf b = { .n = 0 };
-	int ret;
+	int ret = 0;
+	int rc;
 
-	ret = iter_new(r, IT_CALLS, &it);
+	*out = NULL;
+	if (!r)
+		return -EINVAL;
+	it = calloc(1, sizeof(*it));
+	if (!it) {
+		set_err(r, "out of memory");
+		return -ENOMEM;
+	}
+	it->r = r;
+	it->q = q;
+	ret = build_sql(it, f, &b);
 	if (ret < 0)
 		goto out;
-	sql_add(&b, "SELECT c.id, c.pid, c.tid, c.fn, c.t_enter_ns, c.t_return_ns, c.wall_ns, c.rv,"
-		" c.context, c.card, c.reader, c.share_mode, c.preferred_protocols,"
-		" c.active_protocol, c.disposition, c.scope, c.timeout, c.code, c.state,"
-		" c.send_pci, c.recv_pci, c.data_in, c.data_out, c.redacted, c.extra"
-		" FROM calls c WHERE 1");
-	if (f && f->pid)
-		sql_add(&b, " AND c.pid = :pid");
-	if (f && f->fn)
-		sql_add(&b, " AND c.fn = :fn");
-	if (f && f->since_ns)
-		sql_add(&b, " AND c.t_enter_ns >= :since");
-	if (f && f->until_ns)
-		sql_add(&b, " AND c.t_enter_ns <= :until");
-	if (f && f->after_id)
-		sql_add(&b, " AND c.id > :after");
-	if (f && f->session) {
-		/* The session's calls: same pid and card, from the connect to
-		 * the disconnect that ended it. */
-		sql_add(&b, " AND EXISTS (SELECT 1 FROM calls s WHERE s.id = :session AND s.fn = 4"
-			" AND s.pid = c.pid AND s.card = c.card AND c.id >= s.id"
-			" AND c.id <= coalesce((SELECT min(x.id) FROM calls x WHERE x.pid = s.pid"
-			"  AND x.card = s.card AND x.fn = 6 AND x.id > s.id), " ID_MAX "))");
-	}
-	if (f && f->reader) {
-		ret = reader_sessions_temp(it, f->reader);
-		if (ret < 0)
-			goto out;
-		sql_add(&b, " AND (c.reader = :reader OR EXISTS (SELECT 1 FROM temp.%s t"
-			" WHERE t.pid = c.pid AND t.card = c.card AND c.id BETWEEN t.lo AND t.hi))",
-			it->temp);
-	}
-	sql_add(&b, " ORDER BY c.t_enter_ns, c.id");
-	ret = iter_prepare(it, &b, f);
-	if (ret < 0)
+	if (b.overflow) {
+		set_err(r, "query too long");
+		ret = TRACE_E_SQLITE;
 		goto out;
-	ret = trace_sys.sqlite3_prepare_v2(r->db,
-		"SELECT reader, current_state, event_state, atr FROM reader_states"
-		" WHERE call_id = ? ORDER BY idx", -1, &it->states_st, NULL);
-	ret = trace_err_from_sqlite(ret);
-	if (ret < 0)
+	}
+	rc = trace_sys.sqlite3_prepare_v2(r->db, b.s, -1, &it->st, NULL);
+	if (rc != SQLITE_OK) {
 		set_err(r, "%s: %s", r->path, sqlite3_errmsg(r->db));
+		ret = trace_err_from_sqlite(rc);
+		goto out;
+	}
+	if (f) {
+		bind_name(it->st, ":pid", f->pid);
+		bind_name(it->st, ":fn", f->fn);
+		bind_name(it->st, ":since", f->since_ns);
+		bind_name(it->st, ":until", f->until_ns);
+		bind_name(it->st, ":after", f->after_id);
+		bind_name(it->st, ":session", f->session);
+		bind_name_text(it->st, ":reader", f->reader);
+	}
 out:
 	if (ret < 0) {
 		trace_iter_end(it);
@@ -354,20 +597,80 @@ col_blob(sqlite3_stmt *st, int i)
 	return b;
 }
 
+/* Copy the current row's columns into the fields of @p row. */
+static void
+fetch_row(sqlite3_stmt *st, const struct query *q, void *row)
+{
+	char *base = row;
+	uint32_t *present = (uint32_t *)(base + q->present);
+
+	if (q->clear)
+		memset(row, 0, q->clear);
+	for (size_t n = 0; n < q->n_cols; n++) {
+		const struct col *c = &q->cols[n];
+		void *p = base + c->off;
+		int i = (int)n;
+
+		switch (c->kind) {
+		case COL_I64:
+			*(int64_t *)p = sqlite3_column_int64(st, i);
+			break;
+		case COL_INT:
+			*(int *)p = sqlite3_column_int(st, i);
+			break;
+		case COL_U32:
+			*(uint32_t *)p = (uint32_t)sqlite3_column_int64(st, i);
+			break;
+		case COL_TEXT:
+			*(const char **)p = col_text(st, i);
+			break;
+		case COL_BLOB:
+			*(struct trace_blob *)p = col_blob(st, i);
+			break;
+		case COL_OPT:
+			*(int64_t *)p = col_opt(st, i, present, c->bit);
+			break;
+		}
+	}
+}
+
+/* Step @p it, an iterator over @p q, and fill @p row: 1 row, 0 end, <0 error. */
 static int
-step(struct trace_iter *it)
+iter_next(struct trace_iter *it, const struct query *q, void *row)
 {
 	int rc;
 
-	if (!it || !it->st)
+	if (!it || it->q != q || !it->st)
 		return -EINVAL;
 	rc = trace_sys.sqlite3_step(it->st);
-	if (rc == SQLITE_ROW)
-		return 1;
 	if (rc == SQLITE_DONE)
 		return 0;
-	set_err(it->r, "%s: %s", it->r->path, sqlite3_errmsg(it->r->db));
-	return trace_err_from_sqlite(rc);
+	if (rc != SQLITE_ROW) {
+		set_err(it->r, "%s: %s", it->r->path, sqlite3_errmsg(it->r->db));
+		return trace_err_from_sqlite(rc);
+	}
+	fetch_row(it->st, q, row);
+	return 1;
+}
+
+int
+trace_iter_calls(struct trace_reader *r, const struct trace_filter *f, struct trace_iter **out)
+{
+	int ret;
+
+	ret = iter_open(r, &call_query, f, out);
+	if (ret < 0)
+		return ret;
+	ret = trace_sys.sqlite3_prepare_v2(r->db,
+		"SELECT reader, current_state, event_state, atr FROM reader_states"
+		" WHERE call_id = ? ORDER BY idx", -1, &(*out)->states_st, NULL);
+	ret = trace_err_from_sqlite(ret);
+	if (ret < 0) {
+		set_err(r, "%s: %s", r->path, sqlite3_errmsg(r->db));
+		trace_iter_end(*out);
+		*out = NULL;
+	}
+	return ret;
 }
 
 /*
@@ -460,375 +763,87 @@ out:
 int
 trace_iter_call_next(struct trace_iter *it, struct trace_call_row *row)
 {
-	struct trace_call *c = &row->call;
-	sqlite3_stmt *st;
 	int ret;
 
-	if (!it || it->kind != IT_CALLS)
-		return -EINVAL;
-	ret = step(it);
-	if (ret <= 0)
-		return ret;
-	st = it->st;
-	memset(row, 0, sizeof(*row));
-	row->id = sqlite3_column_int64(st, 0);
-	row->pid = sqlite3_column_int64(st, 1);
-	c->tid = sqlite3_column_int64(st, 2);
-	c->fn = sqlite3_column_int(st, 3);
-	c->t_enter_ns = sqlite3_column_int64(st, 4);
-	c->t_return_ns = sqlite3_column_int64(st, 5);
-	c->wall_ns = sqlite3_column_int64(st, 6);
-	c->rv = sqlite3_column_int64(st, 7);
-	c->context = (uint64_t)col_opt(st, 8, &c->present, TRACE_HAS_CONTEXT);
-	c->card = (uint64_t)col_opt(st, 9, &c->present, TRACE_HAS_CARD);
-	c->reader = col_text(st, 10);
-	c->share_mode = col_opt(st, 11, &c->present, TRACE_HAS_SHARE_MODE);
-	c->preferred_protocols = col_opt(st, 12, &c->present, TRACE_HAS_PREFERRED_PROTOCOLS);
-	c->active_protocol = col_opt(st, 13, &c->present, TRACE_HAS_ACTIVE_PROTOCOL);
-	c->disposition = col_opt(st, 14, &c->present, TRACE_HAS_DISPOSITION);
-	c->scope = col_opt(st, 15, &c->present, TRACE_HAS_SCOPE);
-	c->timeout = col_opt(st, 16, &c->present, TRACE_HAS_TIMEOUT);
-	c->code = col_opt(st, 17, &c->present, TRACE_HAS_CODE);
-	c->state = col_opt(st, 18, &c->present, TRACE_HAS_STATE);
-	c->send_pci = col_opt(st, 19, &c->present, TRACE_HAS_SEND_PCI);
-	c->recv_pci = col_opt(st, 20, &c->present, TRACE_HAS_RECV_PCI);
-	c->in = col_blob(st, 21);
-	c->out = col_blob(st, 22);
-	c->redacted = sqlite3_column_int(st, 23);
-	c->extra = col_text(st, 24);
-	if (c->fn == TRACE_FN_SCardGetStatusChange) {
-		ret = load_states(it, row->id, c);
-		if (ret < 0)
-			return ret;
+	ret = iter_next(it, &call_query, row);
+	if (ret > 0 && row->call.fn == TRACE_FN_SCardGetStatusChange) {
+		ret = load_states(it, row->id, &row->call);
+		if (ret == 0)
+			ret = 1;
 	}
-	return 1;
+	return ret;
 }
 
 int
 trace_iter_sessions(struct trace_reader *r, const struct trace_filter *f, struct trace_iter **out)
 {
-	struct trace_iter *it = NULL;
-	struct sqlbuf b = { .n = 0 };
-	int ret;
-
-	ret = iter_new(r, IT_SESSIONS, &it);
-	if (ret < 0)
-		goto out;
-	sql_add(&b, "SELECT id, pid, card, reader, process, share_mode, preferred_protocols,"
-		" active_protocol, start_ns, end_ns, start_wall_ns, disposition, n_apdus,"
-		" n_transactions, n_markers FROM sessions WHERE 1");
-	if (f && f->pid)
-		sql_add(&b, " AND pid = :pid");
-	if (f && f->reader)
-		sql_add(&b, " AND reader = :reader");
-	if (f && f->session)
-		sql_add(&b, " AND id = :session");
-	if (f && f->since_ns)
-		sql_add(&b, " AND (end_ns = 0 OR end_ns >= :since)");
-	if (f && f->until_ns)
-		sql_add(&b, " AND start_ns <= :until");
-	if (f && f->after_id)
-		sql_add(&b, " AND id > :after");
-	sql_add(&b, " ORDER BY start_ns, id");
-	ret = iter_prepare(it, &b, f);
-out:
-	if (ret < 0) {
-		trace_iter_end(it);
-		it = NULL;
-	}
-	*out = it;
-	return ret;
+	return iter_open(r, &session_query, f, out);
 }
 
 int
-trace_iter_session_next(struct trace_iter *it, struct trace_session *s)
+trace_iter_session_next(struct trace_iter *it, struct trace_session *row)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if (!it || it->kind != IT_SESSIONS)
-		return -EINVAL;
-	ret = step(it);
-	if (ret <= 0)
-		return ret;
-	st = it->st;
-	s->id = sqlite3_column_int64(st, 0);
-	s->pid = sqlite3_column_int64(st, 1);
-	s->card = (uint64_t)sqlite3_column_int64(st, 2);
-	s->reader = col_text(st, 3);
-	s->process = col_text(st, 4);
-	s->share_mode = sqlite3_column_int64(st, 5);
-	s->preferred_protocols = sqlite3_column_int64(st, 6);
-	s->active_protocol = sqlite3_column_int64(st, 7);
-	s->start_ns = sqlite3_column_int64(st, 8);
-	s->end_ns = sqlite3_column_int64(st, 9);
-	s->start_wall_ns = sqlite3_column_int64(st, 10);
-	s->disposition = sqlite3_column_int64(st, 11);
-	s->n_apdus = sqlite3_column_int64(st, 12);
-	s->n_transactions = sqlite3_column_int64(st, 13);
-	s->n_markers = sqlite3_column_int64(st, 14);
-	return 1;
+	return iter_next(it, &session_query, row);
 }
 
 int
 trace_iter_transactions(struct trace_reader *r, const struct trace_filter *f, struct trace_iter **out)
 {
-	struct trace_iter *it = NULL;
-	struct sqlbuf b = { .n = 0 };
-	int ret;
-
-	ret = iter_new(r, IT_TRANSACTIONS, &it);
-	if (ret < 0)
-		goto out;
-	sql_add(&b, "SELECT id, session, pid, card, start_ns, end_ns, disposition"
-		" FROM transactions t WHERE 1");
-	if (f && f->pid)
-		sql_add(&b, " AND pid = :pid");
-	if (f && f->session)
-		sql_add(&b, " AND session = :session");
-	if (f && f->reader)
-		sql_add(&b, " AND EXISTS (SELECT 1 FROM calls s WHERE s.id = t.session AND s.reader = :reader)");
-	if (f && f->since_ns)
-		sql_add(&b, " AND (end_ns = 0 OR end_ns >= :since)");
-	if (f && f->until_ns)
-		sql_add(&b, " AND start_ns <= :until");
-	if (f && f->after_id)
-		sql_add(&b, " AND id > :after");
-	sql_add(&b, " ORDER BY start_ns, id");
-	ret = iter_prepare(it, &b, f);
-out:
-	if (ret < 0) {
-		trace_iter_end(it);
-		it = NULL;
-	}
-	*out = it;
-	return ret;
+	return iter_open(r, &transaction_query, f, out);
 }
 
 int
-trace_iter_transaction_next(struct trace_iter *it, struct trace_transaction *t)
+trace_iter_transaction_next(struct trace_iter *it, struct trace_transaction *row)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if (!it || it->kind != IT_TRANSACTIONS)
-		return -EINVAL;
-	ret = step(it);
-	if (ret <= 0)
-		return ret;
-	st = it->st;
-	t->id = sqlite3_column_int64(st, 0);
-	t->session = sqlite3_column_int64(st, 1);
-	t->pid = sqlite3_column_int64(st, 2);
-	t->card = (uint64_t)sqlite3_column_int64(st, 3);
-	t->start_ns = sqlite3_column_int64(st, 4);
-	t->end_ns = sqlite3_column_int64(st, 5);
-	t->disposition = sqlite3_column_int64(st, 6);
-	return 1;
+	return iter_next(it, &transaction_query, row);
 }
 
 int
 trace_iter_markers(struct trace_reader *r, const struct trace_filter *f, struct trace_iter **out)
 {
-	struct trace_iter *it = NULL;
-	struct sqlbuf b = { .n = 0 };
-	int ret;
-
-	ret = iter_new(r, IT_MARKERS, &it);
-	if (ret < 0)
-		goto out;
-	sql_add(&b, "SELECT m.id, m.pid, m.tid, m.t_ns, m.wall_ns, m.card, m.reader, m.event,"
-		" m.seq, m.body, m.rv FROM markers m WHERE 1");
-	if (f && f->pid)
-		sql_add(&b, " AND m.pid = :pid");
-	if (f && f->reader)
-		sql_add(&b, " AND m.reader = :reader");
-	if (f && f->session)
-		sql_add(&b, " AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = :session"
-			" AND s.pid = m.pid AND s.card = m.card AND m.t_ns >= s.start_ns"
-			" AND (s.end_ns = 0 OR m.t_ns <= s.end_ns))");
-	if (f && f->since_ns)
-		sql_add(&b, " AND m.t_ns >= :since");
-	if (f && f->until_ns)
-		sql_add(&b, " AND m.t_ns <= :until");
-	if (f && f->after_id)
-		sql_add(&b, " AND m.id > :after");
-	sql_add(&b, " ORDER BY m.t_ns, m.id");
-	ret = iter_prepare(it, &b, f);
-out:
-	if (ret < 0) {
-		trace_iter_end(it);
-		it = NULL;
-	}
-	*out = it;
-	return ret;
+	return iter_open(r, &marker_query, f, out);
 }
 
 int
 trace_iter_marker_next(struct trace_iter *it, struct trace_marker_row *row)
 {
-	struct trace_marker *m = &row->marker;
-	sqlite3_stmt *st;
-	int ret;
-
-	if (!it || it->kind != IT_MARKERS)
-		return -EINVAL;
-	ret = step(it);
-	if (ret <= 0)
-		return ret;
-	st = it->st;
-	row->id = sqlite3_column_int64(st, 0);
-	row->pid = sqlite3_column_int64(st, 1);
-	m->tid = sqlite3_column_int64(st, 2);
-	m->t_ns = sqlite3_column_int64(st, 3);
-	m->wall_ns = sqlite3_column_int64(st, 4);
-	m->card = (uint64_t)sqlite3_column_int64(st, 5);
-	m->reader = col_text(st, 6);
-	m->event = sqlite3_column_int(st, 7);
-	m->seq = (uint32_t)sqlite3_column_int64(st, 8);
-	m->body = col_blob(st, 9);
-	m->rv = sqlite3_column_int64(st, 10);
-	return 1;
+	return iter_next(it, &marker_query, row);
 }
 
 int
 trace_iter_wire(struct trace_reader *r, const struct trace_filter *f, struct trace_iter **out)
 {
-	struct trace_iter *it = NULL;
-	struct sqlbuf b = { .n = 0 };
-	int ret;
-
-	ret = iter_new(r, IT_WIRE, &it);
-	if (ret < 0)
-		goto out;
-	sql_add(&b, "SELECT id, pid, t_ns, t_end_ns, wall_ns, reader, kind, sent, received, detail"
-		" FROM wire WHERE 1");
-	if (f && f->pid)
-		sql_add(&b, " AND pid = :pid");
-	if (f && f->reader)
-		sql_add(&b, " AND reader = :reader");
-	if (f && f->since_ns)
-		sql_add(&b, " AND t_ns >= :since");
-	if (f && f->until_ns)
-		sql_add(&b, " AND t_ns <= :until");
-	if (f && f->after_id)
-		sql_add(&b, " AND id > :after");
-	sql_add(&b, " ORDER BY t_ns, id");
-	ret = iter_prepare(it, &b, f);
-out:
-	if (ret < 0) {
-		trace_iter_end(it);
-		it = NULL;
-	}
-	*out = it;
-	return ret;
+	return iter_open(r, &wire_query, f, out);
 }
 
 int
 trace_iter_wire_next(struct trace_iter *it, struct trace_wire_row *row)
 {
-	struct trace_wire *x = &row->wire;
-	sqlite3_stmt *st;
-	int ret;
-
-	if (!it || it->kind != IT_WIRE)
-		return -EINVAL;
-	ret = step(it);
-	if (ret <= 0)
-		return ret;
-	st = it->st;
-	row->id = sqlite3_column_int64(st, 0);
-	row->pid = sqlite3_column_int64(st, 1);
-	x->t_ns = sqlite3_column_int64(st, 2);
-	x->t_end_ns = sqlite3_column_int64(st, 3);
-	x->wall_ns = sqlite3_column_int64(st, 4);
-	x->reader = col_text(st, 5);
-	x->kind = sqlite3_column_int(st, 6);
-	x->sent = col_blob(st, 7);
-	x->received = col_blob(st, 8);
-	x->detail = col_text(st, 9);
-	return 1;
+	return iter_next(it, &wire_query, row);
 }
 
 int
 trace_iter_processes(struct trace_reader *r, struct trace_iter **out)
 {
-	struct trace_iter *it = NULL;
-	struct sqlbuf b = { .n = 0 };
-	int ret;
-
-	ret = iter_new(r, IT_PROCESSES, &it);
-	if (ret < 0)
-		goto out;
-	sql_add(&b, "SELECT pid, ppid, exe, argv, role, host, start_wall_ns FROM processes"
-		" ORDER BY start_wall_ns, rowid");
-	ret = iter_prepare(it, &b, NULL);
-out:
-	if (ret < 0) {
-		trace_iter_end(it);
-		it = NULL;
-	}
-	*out = it;
-	return ret;
+	return iter_open(r, &process_query, NULL, out);
 }
 
 int
-trace_iter_process_next(struct trace_iter *it, struct trace_process *p)
+trace_iter_process_next(struct trace_iter *it, struct trace_process *row)
 {
-	sqlite3_stmt *st;
-	int ret;
-
-	if (!it || it->kind != IT_PROCESSES)
-		return -EINVAL;
-	ret = step(it);
-	if (ret <= 0)
-		return ret;
-	st = it->st;
-	p->pid = sqlite3_column_int64(st, 0);
-	p->ppid = sqlite3_column_int64(st, 1);
-	p->exe = col_text(st, 2);
-	p->argv = col_text(st, 3);
-	p->role = col_text(st, 4);
-	p->host = col_text(st, 5);
-	p->start_wall_ns = sqlite3_column_int64(st, 6);
-	return 1;
+	return iter_next(it, &process_query, row);
 }
 
 int
 trace_iter_drops(struct trace_reader *r, struct trace_iter **out)
 {
-	struct trace_iter *it = NULL;
-	struct sqlbuf b = { .n = 0 };
-	int ret;
-
-	ret = iter_new(r, IT_DROPS, &it);
-	if (ret < 0)
-		goto out;
-	sql_add(&b, "SELECT pid, wall_ns, count FROM drops ORDER BY wall_ns, rowid");
-	ret = iter_prepare(it, &b, NULL);
-out:
-	if (ret < 0) {
-		trace_iter_end(it);
-		it = NULL;
-	}
-	*out = it;
-	return ret;
+	return iter_open(r, &drop_query, NULL, out);
 }
 
 int
-trace_iter_drop_next(struct trace_iter *it, struct trace_drop *d)
+trace_iter_drop_next(struct trace_iter *it, struct trace_drop *row)
 {
-	int ret;
-
-	if (!it || it->kind != IT_DROPS)
-		return -EINVAL;
-	ret = step(it);
-	if (ret <= 0)
-		return ret;
-	d->pid = sqlite3_column_int64(it->st, 0);
-	d->wall_ns = sqlite3_column_int64(it->st, 1);
-	d->count = sqlite3_column_int64(it->st, 2);
-	return 1;
+	return iter_next(it, &drop_query, row);
 }
 
 void

@@ -10,7 +10,7 @@
  * Both grow mostly at their right edge.
  */
 #include "trace.h"
-#include "proc.h"
+#include "util.h"
 #include "store.h"
 #include "sys.h"
 
@@ -143,37 +143,60 @@ out:
 	return rc;
 }
 
-int
-trace_schema_check(sqlite3 *db, const char *path, int *version,
-		   char *err, size_t errlen)
+/*
+ * Read the header of @p db and refuse what this pcsctap cannot use: a
+ * database that is not a trace (a writer may also make a trace of a new,
+ * empty database) or a schema newer than TRACE_SCHEMA_VERSION.
+ * @param[out] ver the schema version (user_version)
+ */
+static int
+check_header(sqlite3 *db, const char *path, int writing, int64_t *ver,
+	     char *err, size_t errlen)
 {
-	int64_t app_id = 0, ver = 0, objects = 0;
+	int64_t app_id = 0, objects = 0;
+	int foreign;
 	int rc, ret = 0;
 
-	rc = header(db, &app_id, &ver, &objects);
+	rc = header(db, &app_id, ver, &objects);
 	if (rc != SQLITE_OK) {
 		ret = trace_err_from_sqlite(rc);
 		seterr(err, errlen, path, "",
 		       ret == TRACE_E_NOT_SQLITE ? "not an SQLite database" : sqlite3_errmsg(db));
 		goto out;
 	}
-	*version = (int)ver;
-	if (app_id != TRACE_APPLICATION_ID || ver < 1) {
+	if (writing)
+		foreign = app_id != TRACE_APPLICATION_ID && (app_id != 0 || objects > 0);
+	else
+		foreign = app_id != TRACE_APPLICATION_ID || *ver < 1;
+	if (foreign) {
 		ret = TRACE_E_FOREIGN;
-		seterr(err, errlen, path, "",
-		       "an SQLite database, but not a pcsctap trace");
+		seterr(err, errlen, path, "", "an SQLite database, but not a pcsctap trace");
 		goto out;
 	}
-	if (ver > TRACE_SCHEMA_VERSION) {
+	if (*ver > TRACE_SCHEMA_VERSION) {
 		ret = TRACE_E_NEWER_SCHEMA;
 		if (err && errlen)
 			snprintf(err, errlen,
 				 "%s: trace schema version %lld is newer than this pcsctap "
-				 "understands (%d); use a newer pcsctap",
-				 path, (long long)ver, TRACE_SCHEMA_VERSION);
+				 "%s (%d); %s",
+				 path, (long long)*ver, writing ? "writes" : "understands",
+				 TRACE_SCHEMA_VERSION,
+				 writing ? "not appending to it" : "use a newer pcsctap");
 		goto out;
 	}
 out:
+	return ret;
+}
+
+int
+trace_schema_check(sqlite3 *db, const char *path, int *version,
+		   char *err, size_t errlen)
+{
+	int64_t ver = 0;
+	int ret;
+
+	ret = check_header(db, path, 0, &ver, err, errlen);
+	*version = (int)ver;
 	return ret;
 }
 
@@ -258,31 +281,13 @@ switch_to_wal(sqlite3 *db, char **msg)
 int
 trace_schema_setup(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
-	int64_t app_id = 0, ver = 0, objects = 0;
+	int64_t ver = 0;
 	char *msg = NULL;
 	int rc, ret = 0;
 
-	rc = header(db, &app_id, &ver, &objects);
-	if (rc != SQLITE_OK) {
-		ret = trace_err_from_sqlite(rc);
-		seterr(err, errlen, path, "",
-		       ret == TRACE_E_NOT_SQLITE ? "not an SQLite database" : sqlite3_errmsg(db));
+	ret = check_header(db, path, 1, &ver, err, errlen);
+	if (ret < 0)
 		goto out;
-	}
-	if (app_id != TRACE_APPLICATION_ID && (app_id != 0 || objects > 0)) {
-		ret = TRACE_E_FOREIGN;
-		seterr(err, errlen, path, "", "an SQLite database, but not a pcsctap trace");
-		goto out;
-	}
-	if (ver > TRACE_SCHEMA_VERSION) {
-		ret = TRACE_E_NEWER_SCHEMA;
-		if (err && errlen)
-			snprintf(err, errlen,
-				 "%s: trace schema version %lld is newer than this pcsctap "
-				 "writes (%d); not appending to it",
-				 path, (long long)ver, TRACE_SCHEMA_VERSION);
-		goto out;
-	}
 	/* WAL: readers never block the writer, a commit needs no fsync with
 	 * synchronous=NORMAL, and a killed process loses nothing committed. */
 	rc = switch_to_wal(db, &msg);

@@ -1,8 +1,7 @@
 /*
  * store.h — internal pieces shared by the writer and the reader: safe
- * creation of the trace file, the schema (creation, migration, checks),
- * SQLite error mapping and the stderr warning helper.  Not part of the API
- * in trace.h.
+ * creation of the trace file, the schema (creation, migration, checks)
+ * and SQLite error mapping.  Not part of the API in trace.h.
  */
 #pragma once
 
@@ -37,6 +36,3 @@ int trace_db_open_rw(const char *path, int busy_timeout_ms, sqlite3 **out,
 
 /* An SQLite result code as a TRACE_E_* / negative errno value. */
 int trace_err_from_sqlite(int rc);
-
-/* "pcsctap: " + message on stderr; errno is preserved. */
-void trace_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -26,6 +26,7 @@
 #include "proc.h"
 #include "queue.h"
 #include "store.h"
+#include "util.h"
 #include "sys.h"
 
 #include <errno.h>

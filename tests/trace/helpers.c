@@ -3,6 +3,7 @@
  */
 #include "helpers.h"
 
+#include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,25 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+char *th_dir;
+char *th_trace;
+
+void
+th_setup(void)
+{
+	th_dir = th_tmpdir();
+	cr_assert_not_null(th_dir);
+	th_trace = th_path(th_dir, "t.db");
+}
+
+void
+th_teardown(void)
+{
+	th_rmtree(th_dir);
+	free(th_dir);
+	free(th_trace);
+}
 
 char *
 th_tmpdir(void)
@@ -48,22 +68,13 @@ th_path(const char *dir, const char *name)
 	return p;
 }
 
-int64_t
-th_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void
 th_transmit(struct trace_call *c, uint8_t *cmd, uint8_t *rsp, int64_t seq)
 {
 	memset(c, 0, sizeof(*c));
 	c->fn = TRACE_FN_SCardTransmit;
 	c->tid = gettid();
-	c->t_enter_ns = th_now_ns();
+	c->t_enter_ns = trace_mono_ns();
 	c->t_return_ns = c->t_enter_ns + 1000;
 	c->wall_ns = (int64_t)time(NULL) * 1000000000;
 	c->present = TRACE_HAS_CARD | TRACE_HAS_SEND_PCI | TRACE_HAS_RECV_PCI | TRACE_HAS_CODE;
@@ -82,6 +93,18 @@ th_transmit(struct trace_call *c, uint8_t *cmd, uint8_t *rsp, int64_t seq)
 	c->in.len = 5;
 	c->out.data = rsp;
 	c->out.len = 2;
+}
+
+void
+th_write_transmits(struct trace_writer *w, int64_t first, int n)
+{
+	struct trace_call c;
+	uint8_t cmd[5], rsp[2];
+
+	for (int i = 0; i < n; i++) {
+		th_transmit(&c, cmd, rsp, first + i);
+		trace_write_call(w, &c);
+	}
 }
 
 static sqlite3 *

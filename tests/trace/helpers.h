@@ -5,10 +5,21 @@
 #pragma once
 
 #include "trace.h"
+#include "util.h"
 
 #include <sqlite3.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/*
+ * The fixture of every trace test suite (.init = th_setup, .fini =
+ * th_teardown): a fresh directory th_dir and th_trace = th_dir "/t.db",
+ * removed again with all it holds.
+ */
+extern char *th_dir;
+extern char *th_trace;
+void th_setup(void);
+void th_teardown(void);
 
 /* A fresh directory under /tmp, removed (recursively) by th_rmtree. */
 char *th_tmpdir(void);
@@ -18,6 +29,8 @@ char *th_path(const char *dir, const char *name);
 
 /* A Transmit call numbered @p seq (in `code`) with small APDUs. */
 void th_transmit(struct trace_call *c, uint8_t *cmd, uint8_t *rsp, int64_t seq);
+/* Write the Transmit calls numbered @p first to @p first + @p n - 1. */
+void th_write_transmits(struct trace_writer *w, int64_t first, int n);
 
 /* One integer from an SQL query on @p path (opened separately), or -1. */
 int64_t th_sql_int(const char *path, const char *sql);
@@ -31,4 +44,3 @@ char *th_stderr_end(void);
 /* Lines of @p s that start with "pcsctap: ". */
 int th_count_warnings(const char *s);
 
-int64_t th_now_ns(void);

@@ -21,28 +21,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *dir;
-static char *path;
-
-static void
-setup(void)
-{
-	dir = th_tmpdir();
-	cr_assert_not_null(dir);
-	path = th_path(dir, "t.db");
-}
-
 static void
 teardown(void)
 {
 	trace_sys_reset();
-	umount2(dir, MNT_DETACH);
-	th_rmtree(dir);
-	free(dir);
-	free(path);
+	umount2(th_dir, MNT_DETACH);
+	th_teardown();
 }
 
-TestSuite(faults, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(faults, .init = th_setup, .fini = teardown, .timeout = 120);
 
 static int
 in_ci(void)
@@ -50,18 +37,6 @@ in_ci(void)
 	const char *ci = getenv("CI");
 
 	return ci && !strcmp(ci, "true");
-}
-
-static void
-write_some(struct trace_writer *w, int n, int64_t first)
-{
-	struct trace_call c;
-	uint8_t cmd[5], rsp[2];
-
-	for (int i = 0; i < n; i++) {
-		th_transmit(&c, cmd, rsp, first + i);
-		trace_write_call(w, &c);
-	}
 }
 
 static void
@@ -74,7 +49,7 @@ expect_open_fails(const char *p, int expect, const char *words)
 	th_stderr_begin();
 	rc = trace_writer_open(&w, p, NULL);
 	/* What the shim does next: keep calling with no writer. */
-	write_some(w, 10, 0);
+	th_write_transmits(w, 0, 10);
 	err = th_stderr_end();
 	cr_assert_eq(rc, expect, "got %d (%s)", rc, trace_strerror(rc));
 	cr_assert_null(w);
@@ -85,7 +60,7 @@ expect_open_fails(const char *p, int expect, const char *words)
 
 Test(faults, missing_directory)
 {
-	char *p = th_path(dir, "no/such/dir/t.db");
+	char *p = th_path(th_dir, "no/such/dir/t.db");
 
 	expect_open_fails(p, -ENOENT, "No such file or directory");
 	free(p);
@@ -95,26 +70,26 @@ Test(faults, read_only_directory)
 {
 	if (geteuid() == 0) {
 		/* root ignores permission bits: use a read-only mount. */
-		cr_assert_eq(mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=64k"), 0, "%s",
+		cr_assert_eq(mount("tmpfs", th_dir, "tmpfs", MS_RDONLY, "size=64k"), 0, "%s",
 			     strerror(errno));
-		expect_open_fails(path, -EROFS, "Read-only file system");
+		expect_open_fails(th_trace, -EROFS, "Read-only file system");
 	} else {
-		cr_assert_eq(chmod(dir, 0555), 0);
-		expect_open_fails(path, -EACCES, "Permission denied");
-		chmod(dir, 0700);
+		cr_assert_eq(chmod(th_dir, 0555), 0);
+		expect_open_fails(th_trace, -EACCES, "Permission denied");
+		chmod(th_dir, 0700);
 	}
 }
 
 Test(faults, not_sqlite)
 {
-	int fd = open(path, O_WRONLY | O_CREAT, 0600);
+	int fd = open(th_trace, O_WRONLY | O_CREAT, 0600);
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "#!/bin/sh\necho this is a script, not a trace\n", 46), 46);
 	close(fd);
-	expect_open_fails(path, TRACE_E_NOT_SQLITE, "not an SQLite database");
+	expect_open_fails(th_trace, TRACE_E_NOT_SQLITE, "not an SQLite database");
 	/* Untouched. */
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM sqlite_master"), -1);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM sqlite_master"), -1);
 }
 
 Test(faults, newer_schema)
@@ -122,12 +97,12 @@ Test(faults, newer_schema)
 	struct trace_writer *w = NULL;
 	sqlite3 *db = NULL;
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	trace_writer_close(w);
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	expect_open_fails(path, TRACE_E_NEWER_SCHEMA, "newer than this pcsctap");
+	expect_open_fails(th_trace, TRACE_E_NEWER_SCHEMA, "newer than this pcsctap");
 }
 
 Test(faults, disk_full_tmpfs)
@@ -144,10 +119,10 @@ Test(faults, disk_full_tmpfs)
 
 	if (geteuid() != 0 && !in_ci())
 		cr_skip_test("needs root to mount a 1 MiB tmpfs");
-	cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0700"), 0, "%s", strerror(errno));
+	cr_assert_eq(mount("tmpfs", th_dir, "tmpfs", 0, "size=1m,mode=0700"), 0, "%s", strerror(errno));
 	memset(big, 0x42, sizeof(big));
 	th_stderr_begin();
-	cr_assert_eq(trace_writer_open(&w, path, &opt), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
 	for (int i = 0; i < 20000; i++) {
 		th_transmit(&c, cmd, rsp, i);
 		c.in.data = big;
@@ -156,7 +131,7 @@ Test(faults, disk_full_tmpfs)
 	}
 	rc = trace_writer_flush(w, 60000);
 	/* More after the disk filled up: still accepted, still no crash. */
-	write_some(w, 100, 100000);
+	th_write_transmits(w, 100000, 100);
 	trace_writer_flush(w, 60000);
 	trace_writer_get_stats(w, &s);
 	trace_writer_close(w);
@@ -168,10 +143,10 @@ Test(faults, disk_full_tmpfs)
 	cr_assert(strstr(err, "disk full"), "%s", err);
 	free(err);
 	/* The trace stays readable and consistent. */
-	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
 	trace_reader_close(r);
-	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
-	cr_assert_gt(th_sql_int(path, "SELECT count(*) FROM calls"), 0);
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
+	cr_assert_gt(th_sql_int(th_trace, "SELECT count(*) FROM calls"), 0);
 }
 
 /*
@@ -190,7 +165,7 @@ Test(faults, locked_by_another_process_5s)
 	char *err;
 	int st;
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	trace_writer_close(w);
 	w = NULL;
 	cr_assert_eq(pipe(pfd), 0);
@@ -200,7 +175,7 @@ Test(faults, locked_by_another_process_5s)
 		sqlite3 *db = NULL;
 
 		close(pfd[0]);
-		if (sqlite3_open(path, &db) != SQLITE_OK ||
+		if (sqlite3_open(th_trace, &db) != SQLITE_OK ||
 		    sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
 			_exit(1);
 		if (write(pfd[1], "L", 1) != 1)
@@ -213,10 +188,10 @@ Test(faults, locked_by_another_process_5s)
 	cr_assert_eq(read(pfd[0], &c, 1), 1);
 	close(pfd[0]);
 	th_stderr_begin();
-	t0 = th_now_ns();
-	cr_assert_eq(trace_writer_open(&w, path, &opt), 0);
-	write_some(w, 1000, 0);
-	t_enqueue = th_now_ns() - t0;
+	t0 = trace_mono_ns();
+	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
+	th_write_transmits(w, 0, 1000);
+	t_enqueue = trace_mono_ns() - t0;
 	cr_assert_eq(trace_writer_flush(w, 60000), 0);
 	trace_writer_close(w);
 	err = th_stderr_end();
@@ -226,7 +201,7 @@ Test(faults, locked_by_another_process_5s)
 	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
 	cr_assert(strstr(err, "locked by another process"), "%s", err);
 	free(err);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), 1000);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), 1000);
 }
 
 /*
@@ -244,23 +219,23 @@ Test(faults, exit_while_locked_warns)
 	char *err;
 	int st;
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	trace_writer_close(w);
 	w = NULL;
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
 	th_stderr_begin();
-	t0 = th_now_ns();
+	t0 = trace_mono_ns();
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		if (trace_writer_open(&w, path, NULL) != 0)
+		if (trace_writer_open(&w, th_trace, NULL) != 0)
 			_exit(1);
-		write_some(w, 10, 0);
+		th_write_transmits(w, 0, 10);
 		exit(0);	/* atexit: the bounded flush times out */
 	}
 	waitpid(pid, &st, 0);
-	t_exit = th_now_ns() - t0;
+	t_exit = trace_mono_ns() - t0;
 	err = th_stderr_end();
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(db);
@@ -269,7 +244,7 @@ Test(faults, exit_while_locked_warns)
 	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
 	cr_assert(strstr(err, "10 events not written before exit"), "%s", err);
 	free(err);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), 0);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), 0);
 }
 
 /* Injected faults through the function table. */
@@ -293,12 +268,12 @@ Test(faults, injected_busy)
 	struct trace_writer *w = NULL;
 	char *err;
 
-	cr_assert_eq(trace_writer_open(&w, path, &opt), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
 	cr_assert_eq(trace_writer_flush(w, 10000), 0);
 	busy_left = 20;
 	trace_sys.sqlite3_step = step_busy;
 	th_stderr_begin();
-	write_some(w, 500, 0);
+	th_write_transmits(w, 0, 500);
 	cr_assert_eq(trace_writer_flush(w, 60000), 0);
 	err = th_stderr_end();
 	trace_writer_close(w);
@@ -306,7 +281,7 @@ Test(faults, injected_busy)
 	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
 	cr_assert(strstr(err, "locked"), "%s", err);
 	free(err);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), 500);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), 500);
 }
 
 static int
@@ -326,17 +301,17 @@ Test(faults, injected_sqlite_full)
 	char *err;
 	int rc;
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	cr_assert_eq(trace_writer_flush(w, 10000), 0);
 	full_left = 3;
 	trace_sys.sqlite3_step = step_full;
 	th_stderr_begin();
 	for (int k = 0; k < 3; k++) {
-		write_some(w, 100, k * 100);
+		th_write_transmits(w, k * 100, 100);
 		rc = trace_writer_flush(w, 60000);
 		cr_assert_eq(rc, -EIO, "batch %d: %d", k, rc);
 	}
-	write_some(w, 100, 300);
+	th_write_transmits(w, 300, 100);
 	cr_assert_eq(trace_writer_flush(w, 60000), 0, "written again once space is back");
 	err = th_stderr_end();
 	trace_writer_get_stats(w, &s);
@@ -345,8 +320,8 @@ Test(faults, injected_sqlite_full)
 	cr_assert(strstr(err, "disk full"), "%s", err);
 	free(err);
 	cr_assert_eq(s.dropped, 300);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), 100);
-	cr_assert_eq(th_sql_int(path, "SELECT sum(count) FROM drops"), 300);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), 100);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT sum(count) FROM drops"), 300);
 }
 
 static int
@@ -362,7 +337,7 @@ open_enospc(const char *p, int flags, mode_t mode)
 Test(faults, injected_enospc_on_create)
 {
 	trace_sys.open = open_enospc;
-	expect_open_fails(path, -ENOSPC, "No space left on device");
+	expect_open_fails(th_trace, -ENOSPC, "No space left on device");
 }
 
 /* The reader under injected faults: a clear error, no crash. */
@@ -381,10 +356,10 @@ Test(faults, reader_io_error)
 	struct trace_call_row row;
 	char msg[256];
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
-	write_some(w, 10, 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
+	th_write_transmits(w, 0, 10);
 	trace_writer_close(w);
-	cr_assert_eq(trace_reader_open(&r, path, msg, sizeof(msg)), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, msg, sizeof(msg)), 0);
 	cr_assert_eq(trace_iter_calls(r, NULL, &it), 0);
 	trace_sys.sqlite3_step = step_ioerr;
 	cr_assert_eq(trace_iter_call_next(it, &row), -EIO);
@@ -392,7 +367,7 @@ Test(faults, reader_io_error)
 	trace_iter_end(it);
 	trace_reader_close(r);
 	trace_sys_reset();
-	cr_assert_eq(trace_reader_open(&r, path, msg, sizeof(msg)), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, msg, sizeof(msg)), 0);
 	trace_sys.sqlite3_step = step_ioerr;
 	cr_assert_eq(trace_iter_sessions(r, NULL, &it), 0);
 	cr_assert_lt(trace_iter_session_next(it, &(struct trace_session){ 0 }), 0);

@@ -19,38 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *dir;
-static char *path;
-
-static void
-setup(void)
-{
-	dir = th_tmpdir();
-	cr_assert_not_null(dir);
-	path = th_path(dir, "t.db");
-}
-
-static void
-teardown(void)
-{
-	th_rmtree(dir);
-	free(dir);
-	free(path);
-}
-
-TestSuite(process, .init = setup, .fini = teardown, .timeout = 120);
-
-static void
-write_range(struct trace_writer *w, int64_t first, int n)
-{
-	struct trace_call c;
-	uint8_t cmd[5], rsp[2];
-
-	for (int i = 0; i < n; i++) {
-		th_transmit(&c, cmd, rsp, first + i);
-		trace_write_call(w, &c);
-	}
-}
+TestSuite(process, .init = th_setup, .fini = th_teardown, .timeout = 120);
 
 /* Wait for @p pid at most @p sec seconds; a hang is a failure, not a hang. */
 static int
@@ -76,7 +45,7 @@ count_pid(pid_t pid, const char *cond)
 	char sql[256];
 
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM calls WHERE pid = %d %s", (int)pid, cond);
-	return th_sql_int(path, sql);
+	return th_sql_int(th_trace, sql);
 }
 
 Test(process, fork_child_has_its_own_writer)
@@ -85,28 +54,28 @@ Test(process, fork_child_has_its_own_writer)
 	pid_t pid, me = getpid();
 	char sql[256];
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	/* Queued, perhaps not yet written, when the fork happens. */
-	write_range(w, 0, 100);
+	th_write_transmits(w, 0, 100);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		write_range(w, 1000, 100);
+		th_write_transmits(w, 1000, 100);
 		if (trace_writer_flush(w, 30000) != 0)
 			_exit(2);
 		trace_writer_close(w);
 		_exit(0);
 	}
 	cr_assert_eq(wait_bounded(pid, 60), 0);
-	write_range(w, 100, 100);
+	th_write_transmits(w, 100, 100);
 	trace_writer_close(w);
 	cr_assert_eq(count_pid(me, ""), 200);
 	cr_assert_eq(count_pid(me, "AND code < 200"), 200);
 	cr_assert_eq(count_pid(pid, ""), 100, "the parent's queue is not replayed by the child");
 	cr_assert_eq(count_pid(pid, "AND code BETWEEN 1000 AND 1099"), 100);
 	snprintf(sql, sizeof(sql), "SELECT ppid FROM processes WHERE pid = %d", (int)pid);
-	cr_assert_eq(th_sql_int(path, sql), me);
-	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
+	cr_assert_eq(th_sql_int(th_trace, sql), me);
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 }
 
 static volatile int stop_hammer;
@@ -118,7 +87,7 @@ hammer(void *arg)
 	int64_t i = 0;
 
 	while (!stop_hammer)
-		write_range(w, 1000000 + i++, 1);
+		th_write_transmits(w, 1000000 + i++, 1);
 	return NULL;
 }
 
@@ -141,7 +110,7 @@ Test(process, fork_while_queue_lock_held)
 	 * fork-safe; this test runs in the normal build. */
 	cr_skip_test("fork while other threads malloc is unsafe under GCC 12 ASan");
 #endif
-	cr_assert_eq(trace_writer_open(&w, path, &opt), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
 	stop_hammer = 0;
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, hammer, w);
@@ -150,7 +119,7 @@ Test(process, fork_while_queue_lock_held)
 
 		cr_assert_geq(pid, 0);
 		if (pid == 0) {
-			write_range(w, k * 10, 10);
+			th_write_transmits(w, k * 10, 10);
 			if (trace_writer_flush(w, 30000) != 0)
 				_exit(2);
 			trace_writer_close(w);
@@ -170,7 +139,7 @@ Test(process, fork_while_queue_lock_held)
 	trace_writer_close(w);
 	for (int k = 0; k < FORKS; k++)
 		cr_assert_eq(count_pid(kids[k], ""), 10, "child %d", k);
-	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 }
 
 #define PROCS 3
@@ -180,7 +149,7 @@ Test(process, fork_while_queue_lock_held)
 static void *
 mp_thread(void *arg)
 {
-	write_range(arg, 0, PER_THREAD);
+	th_write_transmits(arg, 0, PER_THREAD);
 	return NULL;
 }
 
@@ -201,7 +170,7 @@ Test(process, three_processes_four_threads)
 			char c;
 
 			close(go[1]);
-			if (trace_writer_open(&w, path, NULL) != 0)
+			if (trace_writer_open(&w, th_trace, NULL) != 0)
 				_exit(2);
 			/* Start together: the writes really contend. */
 			if (read(go[0], &c, 1) != 0)
@@ -223,16 +192,16 @@ Test(process, three_processes_four_threads)
 
 		cr_assert_eq(st, 0, "process %d exited with %d", k, st);
 	}
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), PROCS * THREADS * PER_THREAD);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), PROCS * THREADS * PER_THREAD);
 	/* Every (process, thread) has every one of its calls, exactly once. */
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM (SELECT pid, tid FROM calls GROUP BY pid, tid"
 		 " HAVING count(*) = %d AND count(DISTINCT code) = %d AND min(code) = 0"
 		 " AND max(code) = %d)", PER_THREAD, PER_THREAD, PER_THREAD - 1);
-	cr_assert_eq(th_sql_int(path, sql), PROCS * THREADS);
-	cr_assert_eq(th_sql_int(path, "SELECT count(DISTINCT pid) FROM processes"), PROCS);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM drops"), 0);
-	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
+	cr_assert_eq(th_sql_int(th_trace, sql), PROCS * THREADS);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(DISTINCT pid) FROM processes"), PROCS);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM drops"), 0);
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 }
 
 /*
@@ -254,16 +223,16 @@ Test(process, newcomer_next_to_a_busy_writer)
 	cr_assert_geq(hog, 0);
 	if (hog == 0) {
 		struct trace_writer *w = NULL;
-		int64_t t0 = th_now_ns();
+		int64_t t0 = trace_mono_ns();
 
 		close(ready[0]);
 		th_stderr_begin();	/* "queue full" is expected here */
-		if (trace_writer_open(&w, path, NULL) != 0)
+		if (trace_writer_open(&w, th_trace, NULL) != 0)
 			_exit(2);
 		/* 20,000 calls every 20 ms: more than any writer keeps up with,
 		 * while leaving the CPU to the writer threads. */
-		for (int64_t i = 0; th_now_ns() - t0 < HOG_MS * 1000000LL; i += 20000) {
-			write_range(w, i, 20000);
+		for (int64_t i = 0; trace_mono_ns() - t0 < HOG_MS * 1000000LL; i += 20000) {
+			th_write_transmits(w, i, 20000);
 			if (i == 100000 && write(ready[1], "R", 1) != 1)
 				_exit(3);
 			usleep(20000);
@@ -278,14 +247,14 @@ Test(process, newcomer_next_to_a_busy_writer)
 	cr_assert_geq(late, 0);
 	if (late == 0) {
 		struct trace_writer *w = NULL;
-		int64_t t0 = th_now_ns(), ms;
+		int64_t t0 = trace_mono_ns(), ms;
 
-		if (trace_writer_open(&w, path, NULL) != 0)
+		if (trace_writer_open(&w, th_trace, NULL) != 0)
 			_exit(2);
-		write_range(w, 0, 10);
+		th_write_transmits(w, 0, 10);
 		if (trace_writer_flush(w, 30000) != 0)
 			_exit(3);
-		ms = (th_now_ns() - t0) / 1000000;
+		ms = (trace_mono_ns() - t0) / 1000000;
 		printf("# newcomer's first flush after %lld ms\n", (long long)ms);
 		fflush(stdout);
 		_exit(ms < NEWCOMER_MAX_MS ? 0 : 4);
@@ -294,7 +263,7 @@ Test(process, newcomer_next_to_a_busy_writer)
 	cr_assert_eq(wait_bounded(hog, 60), 0);
 	cr_assert_eq(count_pid(late, ""), 10);
 	cr_assert_gt(count_pid(hog, ""), 100000);
-	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 }
 
 /*
@@ -318,10 +287,10 @@ Test(process, sigkill_durability)
 		struct trace_writer *w = NULL;
 
 		close(ready[0]);
-		if (trace_writer_open(&w, path, NULL) != 0)
+		if (trace_writer_open(&w, th_trace, NULL) != 0)
 			_exit(2);
 		for (int64_t i = 0;; i++) {
-			write_range(w, i, 1);
+			th_write_transmits(w, i, 1);
 			if (i == 1000 && write(ready[1], "R", 1) != 1)
 				_exit(3);
 			usleep(100);
@@ -331,20 +300,20 @@ Test(process, sigkill_durability)
 	cr_assert_eq(read(ready[0], &c, 1), 1);
 	close(ready[0]);
 	usleep(1500000);
-	kill_ns = th_now_ns();
+	kill_ns = trace_mono_ns();
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 
-	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
-	n = th_sql_int(path, "SELECT count(*) FROM calls");
-	max_code = th_sql_int(path, "SELECT max(code) FROM calls");
-	last_t = th_sql_int(path, "SELECT t_enter_ns FROM calls ORDER BY code DESC LIMIT 1");
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
+	n = th_sql_int(th_trace, "SELECT count(*) FROM calls");
+	max_code = th_sql_int(th_trace, "SELECT max(code) FROM calls");
+	last_t = th_sql_int(th_trace, "SELECT t_enter_ns FROM calls ORDER BY code DESC LIMIT 1");
 	cr_log_info("%lld calls survived; the last was enqueued %.1f ms before the kill",
 		    (long long)n, (kill_ns - last_t) / 1e6);
 	cr_assert_gt(n, 1000);
 	cr_assert_eq(n, max_code + 1, "no gaps");
-	cr_assert_eq(th_sql_int(path, "SELECT count(DISTINCT code) FROM calls"), n);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(DISTINCT code) FROM calls"), n);
 	cr_assert_leq(kill_ns - last_t, 200 * 1000000LL,
 		      "calls enqueued more than 200 ms before SIGKILL were lost (last kept: %.1f ms before)",
 		      (kill_ns - last_t) / 1e6);
@@ -363,10 +332,12 @@ Test(process, sigkill_durability)
 Test(process, simultaneous_creators)
 {
 	for (int round = 0; round < ROUNDS; round++) {
-		char *p = th_path(dir, "new.db");
+		char name[32], *p;
 		pid_t kids[CREATORS];
 		int go[2];
 
+		snprintf(name, sizeof(name), "new-%d.db", round);
+		p = th_path(th_dir, name);
 		cr_assert_eq(pipe(go), 0);
 		for (int k = 0; k < CREATORS; k++) {
 			pid_t pid = fork();
@@ -381,7 +352,7 @@ Test(process, simultaneous_creators)
 					_exit(3);
 				if (trace_writer_open(&w, p, NULL) != 0)
 					_exit(2);
-				write_range(w, 0, 10);
+				th_write_transmits(w, 0, 10);
 				trace_writer_close(w);
 				_exit(0);
 			}
@@ -395,10 +366,6 @@ Test(process, simultaneous_creators)
 			cr_assert_eq(st, 0, "round %d: creator %d exited with %d", round, k, st);
 		}
 		cr_assert_eq(th_sql_int(p, "SELECT count(*) FROM calls"), CREATORS * 10);
-		th_rmtree(dir);
-		free(dir);
-		dir = th_tmpdir();
-		cr_assert_not_null(dir);
 		free(p);
 	}
 }

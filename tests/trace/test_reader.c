@@ -12,27 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *dir;
-static char *path;
 static int64_t t_base;
 
-static void
-setup(void)
-{
-	dir = th_tmpdir();
-	cr_assert_not_null(dir);
-	path = th_path(dir, "t.db");
-}
-
-static void
-teardown(void)
-{
-	th_rmtree(dir);
-	free(dir);
-	free(path);
-}
-
-TestSuite(reader, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(reader, .init = th_setup, .fini = th_teardown, .timeout = 120);
 
 static void
 call(struct trace_writer *w, int fn, uint64_t card, const char *reader, int64_t t, int64_t rv)
@@ -79,7 +61,7 @@ scenario(void)
 	struct trace_marker m = { .t_ns = 0, .card = 1, .reader = "A", .event = 1, .rv = 0 };
 
 	t_base = 1000000000;
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	call(w, TRACE_FN_SCardConnect, 1, "A", 10, 0);			/* id 1 */
 	m.t_ns = t_base + 12;
 	trace_write_marker(w, &m);
@@ -129,7 +111,7 @@ Test(reader, call_filters)
 	struct trace_filter f;
 
 	scenario();
-	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
 	/* Time order: 11 (t=75) before 10 (t=80). */
 	EXPECT(NULL, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 10, 12);
 	f = (struct trace_filter){ .fn = TRACE_FN_SCardTransmit };
@@ -183,7 +165,7 @@ Test(reader, sessions_and_transactions)
 	struct trace_filter f;
 
 	scenario();
-	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
 	cr_assert_eq(trace_iter_sessions(r, NULL, &it), 0);
 	cr_assert_eq(trace_iter_session_next(it, &s), 1);
 	cr_assert_eq(s.id, 1);
@@ -252,14 +234,14 @@ Test(reader, sessions_and_transactions)
 Test(reader, apdus_view_names)
 {
 	scenario();
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM apdus"), 4);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM apdus WHERE reader = 'A'"), 3);
-	cr_assert_str_eq(th_sql_text(path, "SELECT reader FROM apdus WHERE call_id = 11"), "B");
-	cr_assert(strstr(th_sql_text(path, "SELECT process FROM apdus LIMIT 1"), "test_reader"));
-	cr_assert_str_eq(th_sql_text(path, "SELECT hex(command) || '/' || hex(response)"
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM apdus"), 4);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM apdus WHERE reader = 'A'"), 3);
+	cr_assert_str_eq(th_sql_text(th_trace, "SELECT reader FROM apdus WHERE call_id = 11"), "B");
+	cr_assert(strstr(th_sql_text(th_trace, "SELECT process FROM apdus LIMIT 1"), "test_reader"));
+	cr_assert_str_eq(th_sql_text(th_trace, "SELECT hex(command) || '/' || hex(response)"
 				      " FROM apdus WHERE call_id = 3"), "00B0000010/6A82");
-	cr_assert_eq(th_sql_int(path, "SELECT protocol FROM apdus WHERE call_id = 3"), 2);
-	cr_assert_str_eq(th_sql_text(path, "SELECT function FROM calls_v WHERE id = 2"),
+	cr_assert_eq(th_sql_int(th_trace, "SELECT protocol FROM apdus WHERE call_id = 3"), 2);
+	cr_assert_str_eq(th_sql_text(th_trace, "SELECT function FROM calls_v WHERE id = 2"),
 			 "SCardBeginTransaction");
 }
 
@@ -272,7 +254,7 @@ Test(reader, misuse)
 	struct trace_session s;
 
 	scenario();
-	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
 	cr_assert_lt(trace_iter_calls(NULL, NULL, &it), 0);
 	cr_assert_eq(trace_iter_sessions(r, NULL, &it), 0);
 	cr_assert_lt(trace_iter_call_next(it, &row), 0, "wrong iterator kind");
@@ -313,17 +295,17 @@ Test(reader, streaming_constant_memory)
 	{
 		struct trace_writer *w = NULL;
 
-		cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+		cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 		trace_writer_close(w);
 	}
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db,
 		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)"
 		" INSERT INTO calls(pid, tid, fn, t_enter_ns, t_return_ns, rv, card, data_in, data_out)"
 		" SELECT 1, 1, 12, i * 1000, i * 1000 + 10, 0, i / 100, randomblob(16), x'9000' FROM n",
 		NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
 	cr_assert_eq(trace_iter_calls(r, NULL, &it), 0);
 	while (trace_iter_call_next(it, &row) == 1) {
 		if (++n == total / 10)

@@ -16,33 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *dir;
-static char *path;
-
-static void
-setup(void)
-{
-	dir = th_tmpdir();
-	cr_assert_not_null(dir);
-	path = th_path(dir, "t.db");
-}
-
-static void
-teardown(void)
-{
-	th_rmtree(dir);
-	free(dir);
-	free(path);
-}
-
-TestSuite(schema, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(schema, .init = th_setup, .fini = th_teardown, .timeout = 60);
 
 static void
 make_trace(void)
 {
 	struct trace_writer *w = NULL;
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	trace_writer_close(w);
 }
 
@@ -55,24 +36,24 @@ Test(schema, version_and_objects)
 	char sql[256];
 
 	make_trace();
-	cr_assert_eq(th_sql_int(path, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
-	cr_assert_eq(th_sql_int(path, "PRAGMA application_id"), 0x50435354);
-	cr_assert_str_eq(th_sql_text(path, "PRAGMA journal_mode"), "wal");
+	cr_assert_eq(th_sql_int(th_trace, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
+	cr_assert_eq(th_sql_int(th_trace, "PRAGMA application_id"), 0x50435354);
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA journal_mode"), "wal");
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_master WHERE name = '%s'",
 			 objects[i]);
-		cr_assert_eq(th_sql_int(path, sql), 1, "%s missing", objects[i]);
+		cr_assert_eq(th_sql_int(th_trace, sql), 1, "%s missing", objects[i]);
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", objects[i]);
-		cr_assert_geq(th_sql_int(path, sql), 0, "%s unreadable", objects[i]);
+		cr_assert_geq(th_sql_int(th_trace, sql), 0, "%s unreadable", objects[i]);
 	}
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM functions"), TRACE_FN_MAX);
-	cr_assert_str_eq(th_sql_text(path, "SELECT name FROM functions WHERE id = 12"),
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM functions"), TRACE_FN_MAX);
+	cr_assert_str_eq(th_sql_text(th_trace, "SELECT name FROM functions WHERE id = 12"),
 			 "SCardTransmit");
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM processes"), 1);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM processes"), 1);
 	/* Reopening an existing trace appends, and does not redo the schema. */
 	make_trace();
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM processes"), 2);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM functions"), TRACE_FN_MAX);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM processes"), 2);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM functions"), TRACE_FN_MAX);
 }
 
 Test(schema, fn_names)
@@ -108,14 +89,14 @@ ParameterizedTest(struct umask_case *uc, schema, files_are_0600)
 	struct stat st;
 	char p[512];
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	th_transmit(&c, cmd, rsp, 1);
 	trace_write_call(w, &c);
 	cr_assert_eq(trace_writer_flush(w, 10000), 0);
 	umask(old);
 	/* While the writer is open all three files exist. */
 	for (int i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+		snprintf(p, sizeof(p), "%s%s", th_trace, suffix[i]);
 		cr_assert_eq(stat(p, &st), 0, "%s: %s", p, strerror(errno));
 		cr_assert_eq(st.st_mode & 07777, 0600, "%s is %o with umask %o", p,
 			     st.st_mode & 07777, uc->mask);
@@ -126,13 +107,13 @@ ParameterizedTest(struct umask_case *uc, schema, files_are_0600)
 Test(schema, symlink_refused)
 {
 	struct trace_writer *w = NULL;
-	char *target = th_path(dir, "target.db");
-	char *dangling = th_path(dir, "dangling.db");
+	char *target = th_path(th_dir, "target.db");
+	char *dangling = th_path(th_dir, "dangling.db");
 	char *err;
 	struct stat st;
 
 	make_trace();
-	cr_assert_eq(symlink(path, target), 0);
+	cr_assert_eq(symlink(th_trace, target), 0);
 	th_stderr_begin();
 	cr_assert_eq(trace_writer_open(&w, target, NULL), TRACE_E_SYMLINK);
 	cr_assert_null(w);
@@ -152,7 +133,7 @@ static int
 reader_error(char *msg, size_t len)
 {
 	struct trace_reader *r = NULL;
-	int rc = trace_reader_open(&r, path, msg, len);
+	int rc = trace_reader_open(&r, th_trace, msg, len);
 
 	cr_assert_null(r);
 	return rc;
@@ -166,15 +147,15 @@ Test(schema, reader_refuses_newer_schema)
 	char *err;
 
 	make_trace();
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	cr_assert_eq(reader_error(msg, sizeof(msg)), TRACE_E_NEWER_SCHEMA);
 	cr_assert(strstr(msg, "schema version 2 is newer"), "%s", msg);
-	cr_assert(strstr(msg, path), "%s", msg);
+	cr_assert(strstr(msg, th_trace), "%s", msg);
 	/* A writer does not append to it either, and says so once. */
 	th_stderr_begin();
-	cr_assert_eq(trace_writer_open(&w, path, NULL), TRACE_E_NEWER_SCHEMA);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), TRACE_E_NEWER_SCHEMA);
 	err = th_stderr_end();
 	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
 	cr_assert(strstr(err, "newer"), "%s", err);
@@ -190,24 +171,24 @@ Test(schema, reader_errors)
 	cr_assert_eq(reader_error(msg, sizeof(msg)), -ENOENT);
 	cr_assert(strstr(msg, "No such file"), "%s", msg);
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	fd = open(th_trace, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "hello, this is not a database at all........", 44), 44);
 	close(fd);
 	cr_assert_eq(reader_error(msg, sizeof(msg)), TRACE_E_NOT_SQLITE);
 	cr_assert(strstr(msg, "not an SQLite database"), "%s", msg);
 
-	unlink(path);
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	unlink(th_trace);
+	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	cr_assert_eq(reader_error(msg, sizeof(msg)), TRACE_E_FOREIGN);
 	cr_assert(strstr(msg, "not a pcsctap trace"), "%s", msg);
 
 	/* A damaged trace: a valid header, garbage after it. */
-	unlink(path);
+	unlink(th_trace);
 	make_trace();
-	fd = open(path, O_WRONLY);
+	fd = open(th_trace, O_WRONLY);
 	cr_assert_geq(fd, 0);
 	for (off_t off = 4096; off < 4096 * 8; off += 64)
 		cr_assert_eq(pwrite(fd, "garbage garbage garbage garbage garbage garbage garbage garbage!", 64, off), 64);
@@ -216,7 +197,7 @@ Test(schema, reader_errors)
 		struct trace_reader *r = NULL;
 		struct trace_iter *it = NULL;
 		struct trace_call_row row;
-		int rc = trace_reader_open(&r, path, msg, sizeof(msg));
+		int rc = trace_reader_open(&r, th_trace, msg, sizeof(msg));
 
 		/* Either the open or the first read reports it; nothing crashes. */
 		if (rc == 0) {
@@ -239,17 +220,17 @@ Test(schema, writer_migrates_older)
 	sqlite3 *db = NULL;
 	int fd;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	fd = open(th_trace, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	cr_assert_geq(fd, 0);
 	close(fd);
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "PRAGMA application_id = 1346589524; PRAGMA user_version = 0;"
 				  "CREATE TABLE old_notes(x)", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	trace_writer_close(w);
-	cr_assert_eq(th_sql_int(path, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM processes"), 1);
+	cr_assert_eq(th_sql_int(th_trace, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM processes"), 1);
 }
 
 /* A foreign database is never written to. */
@@ -259,13 +240,13 @@ Test(schema, writer_refuses_foreign)
 	sqlite3 *db = NULL;
 	char *err;
 
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE mine(x)", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	th_stderr_begin();
-	cr_assert_eq(trace_writer_open(&w, path, NULL), TRACE_E_FOREIGN);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), TRACE_E_FOREIGN);
 	err = th_stderr_end();
 	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
 	free(err);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM sqlite_master"), 1);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM sqlite_master"), 1);
 }

@@ -13,26 +13,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-static char *dir;
-static char *path;
-
-static void
-setup(void)
-{
-	dir = th_tmpdir();
-	cr_assert_not_null(dir);
-	path = th_path(dir, "t.db");
-}
-
-static void
-teardown(void)
-{
-	th_rmtree(dir);
-	free(dir);
-	free(path);
-}
-
-TestSuite(writer, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(writer, .init = th_setup, .fini = th_teardown, .timeout = 60);
 
 Test(writer, every_call_field_round_trips)
 {
@@ -62,13 +43,13 @@ Test(writer, every_call_field_round_trips)
 		.in = { in, 3 }, .out = { in, 0 }, .redacted = 1,
 	};
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	trace_write_call(w, &c);
 	trace_write_call(w, &c2);
 	cr_assert_eq(trace_writer_flush(w, 10000), 0);
 	trace_writer_close(w);
 
-	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
 	cr_assert_eq(trace_reader_schema_version(r), TRACE_SCHEMA_VERSION);
 	cr_assert_eq(trace_iter_calls(r, NULL, &it), 0);
 	cr_assert_eq(trace_iter_call_next(it, &row), 1);
@@ -165,7 +146,7 @@ Test(writer, varied_calls_round_trip)
 	uint8_t buf[N][2];
 	int i;
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	for (i = 0; i < N; i++) {
 		varied_call(&c, i, buf[i]);
 		trace_write_call(w, &c);
@@ -187,7 +168,7 @@ Test(writer, varied_calls_round_trip)
 	cr_assert_eq(trace_writer_flush(w, 10000), 0);
 	trace_writer_close(w);
 
-	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
 	cr_assert_eq(trace_iter_calls(r, NULL, &it), 0);
 	for (i = 0; i < N; i++) {
 		uint32_t p;
@@ -246,7 +227,7 @@ Test(writer, varied_calls_round_trip)
 	cr_assert_eq(trace_iter_call_next(it, &row), 0);
 	trace_iter_end(it);
 	trace_reader_close(r);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM markers"), 1);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM markers"), 1);
 }
 
 Test(writer, markers_wire_and_processes)
@@ -269,12 +250,12 @@ Test(writer, markers_wire_and_processes)
 		.sent = { body, 4 }, .received = { rsp, 2 }, .detail = NULL,
 	};
 
-	cr_assert_eq(trace_writer_open(&w, path, &opt), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
 	trace_write_marker(w, &m);
 	trace_write_wire(w, &x);
 	trace_writer_close(w);
 
-	cr_assert_eq(trace_reader_open(&r, path, NULL, 0), 0);
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
 	cr_assert_eq(trace_iter_markers(r, NULL, &it), 0);
 	cr_assert_eq(trace_iter_marker_next(it, &mr), 1);
 	cr_assert_eq(mr.pid, getpid());
@@ -316,14 +297,14 @@ Test(writer, commits_without_flush)
 	uint8_t cmd[5], rsp[2];
 	int64_t n = 0;
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	th_transmit(&c, cmd, rsp, 1);
 	trace_write_call(w, &c);
 	/* Committed by the periodic commit, without flush or close.  The
 	 * bound is generous: a test must not fail on a slow machine. */
 	for (int i = 0; i < 500 && n != 1; i++) {
 		usleep(20000);
-		n = th_sql_int(path, "SELECT count(*) FROM calls");
+		n = th_sql_int(th_trace, "SELECT count(*) FROM calls");
 	}
 	cr_assert_eq(n, 1);
 	trace_writer_close(w);
@@ -336,7 +317,7 @@ Test(writer, stats_and_flush)
 	struct trace_call c;
 	uint8_t cmd[5], rsp[2];
 
-	cr_assert_eq(trace_writer_open(&w, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	for (int i = 0; i < 1000; i++) {
 		th_transmit(&c, cmd, rsp, i);
 		trace_write_call(w, &c);
@@ -348,8 +329,8 @@ Test(writer, stats_and_flush)
 	cr_assert_eq(s.dropped, 0);
 	cr_assert_geq(s.commits, 1);
 	cr_assert_geq(s.queue_peak_events, 1);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), 1000);
-	cr_assert_eq(th_sql_int(path, "SELECT count(DISTINCT code) FROM calls"), 1000);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), 1000);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(DISTINCT code) FROM calls"), 1000);
 	trace_writer_close(w);
 	/* A NULL writer is a no-op everywhere (the shim may have none). */
 	trace_write_call(NULL, &c);
@@ -372,9 +353,9 @@ Test(writer, overflow_is_recorded)
 	uint8_t cmd[5], rsp[2];
 	char *err;
 
-	cr_assert_eq(trace_writer_open(&w, path, &opt), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
 	cr_assert_eq(trace_writer_flush(w, 10000), 0);
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	th_stderr_begin();
 	for (int i = 0; i < 100; i++) {
@@ -393,9 +374,9 @@ Test(writer, overflow_is_recorded)
 	trace_writer_close(w);
 	cr_assert_gt(s.dropped, 0);
 	cr_assert_eq(s.enqueued + s.dropped, 100);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), (int64_t)s.enqueued);
-	cr_assert_eq(th_sql_int(path, "SELECT sum(count) FROM drops"), (int64_t)s.dropped);
-	cr_assert_eq(th_sql_int(path, "SELECT count(DISTINCT pid) FROM drops"), 1);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), (int64_t)s.enqueued);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT sum(count) FROM drops"), (int64_t)s.dropped);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(DISTINCT pid) FROM drops"), 1);
 }
 
 #define THREADS 8
@@ -421,17 +402,17 @@ Test(writer, many_threads)
 	struct trace_writer *w = NULL;
 	pthread_t t[THREADS];
 
-	cr_assert_eq(trace_writer_open(&w, path, &opt), 0);
+	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
 	for (int i = 0; i < THREADS; i++)
 		pthread_create(&t[i], NULL, hammer, w);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
 	trace_writer_close(w);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), THREADS * PER_THREAD);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM (SELECT tid FROM calls GROUP BY tid"
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), THREADS * PER_THREAD);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM (SELECT tid FROM calls GROUP BY tid"
 				      " HAVING count(*) = 5000 AND count(DISTINCT code) = 5000)"),
 		     THREADS);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM drops"), 0);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM drops"), 0);
 }
 
 Test(writer, two_writers_one_process)
@@ -440,15 +421,15 @@ Test(writer, two_writers_one_process)
 	struct trace_call c;
 	uint8_t cmd[5], rsp[2];
 
-	cr_assert_eq(trace_writer_open(&a, path, NULL), 0);
-	cr_assert_eq(trace_writer_open(&b, path, NULL), 0);
+	cr_assert_eq(trace_writer_open(&a, th_trace, NULL), 0);
+	cr_assert_eq(trace_writer_open(&b, th_trace, NULL), 0);
 	for (int i = 0; i < 2000; i++) {
 		th_transmit(&c, cmd, rsp, i);
 		trace_write_call(i % 2 ? a : b, &c);
 	}
 	trace_writer_close(a);
 	trace_writer_close(b);
-	cr_assert_eq(th_sql_int(path, "SELECT count(*) FROM calls"), 2000);
-	cr_assert_eq(th_sql_text(path, "PRAGMA integrity_check") != NULL, 1);
-	cr_assert_str_eq(th_sql_text(path, "PRAGMA integrity_check"), "ok");
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM calls"), 2000);
+	cr_assert_eq(th_sql_text(th_trace, "PRAGMA integrity_check") != NULL, 1);
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 }

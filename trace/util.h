@@ -1,0 +1,22 @@
+/*
+ * util.h — the small helpers every producer of trace events shares: the
+ * trace store itself, the shim inside traced applications and the driver
+ * inside pcscd.
+ *
+ * They may run inside any host process, so they never touch its stdio and
+ * never change errno.
+ */
+#pragma once
+
+#include <stdint.h>
+
+/*
+ * "pcsctap: " + message + newline on stderr, in one write(2) (not through
+ * stdio, which belongs to the application); errno is preserved.  Messages
+ * longer than 510 bytes are cut.
+ */
+void trace_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* CLOCK_REALTIME / CLOCK_MONOTONIC in nanoseconds. */
+int64_t trace_wall_ns(void);
+int64_t trace_mono_ns(void);
