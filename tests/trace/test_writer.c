@@ -356,6 +356,9 @@ Test(writer, overflow_is_recorded)
 	cr_assert_eq(trace_writer_open(&w, th_trace, &opt), 0);
 	cr_assert_eq(trace_writer_flush(w, 10000), 0);
 	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
+	/* The writer thread may hold the lock for a moment (it has just
+	 * flushed): wait for it rather than fail. */
+	sqlite3_busy_timeout(db, 10000);
 	cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	th_stderr_begin();
 	for (int i = 0; i < 100; i++) {
