@@ -44,7 +44,9 @@ echo "ok - a marker from SCardControl reaches the card"
 for bad in 01 0201 01010104 0101010200; do
 	m=$(bed_mark)
 	"$client" marker "$bad" | grep -qx 'rv=80100016 out=0' || bed_fail "malformed $bad not refused"
-	bed_kinds "$m" | grep -qx MARKER && bed_fail "malformed $bad reached the card"
+	# Only protocol markers (event 06) may appear: the client's connect
+	# powers the card up again when pcscd has powered it down meanwhile.
+	bed_lines MARKER "$m" | cut -f1 | grep -qv '^0106' && bed_fail "malformed $bad reached the card"
 done
 echo "ok - malformed markers refused"
 bed_stop
