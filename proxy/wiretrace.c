@@ -107,7 +107,6 @@ wiretrace_record(struct wiretrace *t, const char *reader, int kind, int64_t t_st
 		.received = { received, received_len },
 		.detail = detail,
 	};
-
 	uint8_t *redacted = NULL;
 
 	if (!t)

@@ -134,10 +134,6 @@ multistring_len(const char *ms, size_t max)
 	return i + 2 <= max ? i + 2 : max;
 }
 
-/* ---- redaction ---------------------------------------------------------- */
-
-/* The rule is trace_redact_apdu()'s, shared with the driver's wire view. */
-
 /* ---- per function ------------------------------------------------------- */
 
 void
@@ -408,6 +404,7 @@ pre_SCardTransmit(struct shim_call *c, SCARDHANDLE hCard, const SCARD_IO_REQUEST
 		shim_extra(c, "pioSendPci=NULL");
 	}
 	if (pbSendBuffer && shim_config.redact && cbSendLength <= MAX_BUFFER_SIZE_EXTENDED)
+		/* The rule is shared with the driver's wire view (trace/redact.c). */
 		redacted = trace_redact_apdu(pbSendBuffer, cbSendLength);
 	if (redacted) {
 		c->scratch = redacted;

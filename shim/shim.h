@@ -95,8 +95,6 @@ void shim_extra(struct shim_call *c, const char *fmt, ...) __attribute__((format
 #include "scard_api.def"
 #undef SCARD_FN
 
-/* ---- redaction (encode.c) --------------------------------------------- */
-
 /* ---- markers (markers.c) ---------------------------------------------- */
 
 void shim_markers_after_connect(SCARDHANDLE card, const char *reader,
