@@ -19,6 +19,7 @@
 #pragma weak trace_writer_open
 #pragma weak trace_writer_close
 #pragma weak trace_write_wire
+#pragma weak trace_redact_apdu
 
 struct wiretrace {
 	struct wiretrace *next;
@@ -106,10 +107,21 @@ wiretrace_record(struct wiretrace *t, const char *reader, int kind, int64_t t_st
 		.received = { received, received_len },
 		.detail = detail,
 	};
+	uint8_t *redacted = NULL;
 
 	if (!t)
 		return;
+	/*
+	 * PINs stay out of the wire view as out of the shim's trace; the card
+	 * gets the real bytes.  (No opt-out here: debug PIN handling with the
+	 * shim's pcsctap run --no-redact.)
+	 */
+	if (kind == TRACE_WIRE_APDU && sent && trace_redact_apdu)
+		redacted = trace_redact_apdu(sent, sent_len);
+	if (redacted)
+		w.sent.data = redacted;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	w.wall_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
 	trace_write_wire(t->writer, &w);
+	free(redacted);
 }

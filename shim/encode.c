@@ -150,41 +150,6 @@ multistring_len(const char *ms, size_t max)
 	return i + 2 <= max ? i + 2 : max;
 }
 
-/* ---- redaction ---------------------------------------------------------- */
-
-/* INS bytes whose command data is a PIN (ISO 7816-4). */
-static bool
-is_pin_ins(uint8_t ins)
-{
-	return ins == 0x20 || ins == 0x24 || ins == 0x2C;
-}
-
-uint8_t *
-shim_redact_apdu(const uint8_t *apdu, size_t len)
-{
-	size_t data, lc;
-	uint8_t *copy;
-
-	if (len <= 5 || !is_pin_ins(apdu[1]))
-		return NULL;
-	if (apdu[4] == 0 && len >= 7) {
-		/* extended Lc: 00 hi lo */
-		lc = (size_t)apdu[5] << 8 | apdu[6];
-		data = 7;
-	} else {
-		lc = apdu[4];
-		data = 5;
-	}
-	if (data + lc > len)
-		lc = len - data;	/* malformed: hide everything after the header */
-	copy = malloc(len);
-	if (!copy)
-		return NULL;
-	memcpy(copy, apdu, len);
-	memset(copy + data, 0xFF, lc);
-	return copy;
-}
-
 /* ---- per function ------------------------------------------------------- */
 
 void
@@ -449,7 +414,8 @@ pre_SCardTransmit(struct shim_call *c, SCARDHANDLE hCard, const SCARD_IO_REQUEST
 		shim_extra(c, "pioSendPci=NULL");
 	}
 	if (pbSendBuffer && shim_config.redact && cbSendLength <= MAX_BUFFER_SIZE_EXTENDED)
-		redacted = shim_redact_apdu(pbSendBuffer, cbSendLength);
+		/* The rule is shared with the driver's wire view (trace/redact.c). */
+		redacted = trace_redact_apdu(pbSendBuffer, cbSendLength);
 	if (redacted) {
 		c->scratch = redacted;
 		c->call.redacted = 1;

@@ -92,15 +92,6 @@ void shim_extra(struct shim_call *c, const char *fmt, ...) __attribute__((format
 #include "scard_api.def"
 #undef SCARD_FN
 
-/* ---- redaction (encode.c) --------------------------------------------- */
-
-/*
- * If @p apdu is a VERIFY / CHANGE REFERENCE DATA / RESET RETRY COUNTER
- * command with data, return a heap copy whose data bytes are replaced by
- * 0xFF (header, Lc and Le kept) and set *redacted; else return NULL.
- */
-uint8_t *shim_redact_apdu(const uint8_t *apdu, size_t len);
-
 /* ---- markers (markers.c) ---------------------------------------------- */
 
 void shim_markers_after_connect(SCARDHANDLE card, const char *reader,

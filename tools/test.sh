@@ -1,12 +1,30 @@
 #!/bin/bash
-# test.sh — install, build and run the whole test suite (unit, abi, e2e).
-# Ends with the line "N passed, N failed[, N skipped]" and exits non-zero
-# when anything failed.  Extra arguments go to `meson test`.
+# test.sh — install, build and run the whole test suite: unit, abi and e2e
+# in build/; a short run of every fuzz target in a clang build
+# (build-fuzz/, suite 'fuzz'); the unit and e2e suites again under ASan
+# and UBSan (build-asan/).  Ends with the line "N passed, N failed[, N
+# skipped]" counting all of them, and exits non-zero when anything failed.
+# Extra arguments go to the first `meson test` only.
+# PCSCTAP_FUZZ=0 or PCSCTAP_ASAN=0 leave those parts out (never under CI).
 set -u
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${PCSCTAP_BUILD:-$top/build}
+fuzz_build=${PCSCTAP_FUZZ_BUILD:-$top/build-fuzz}
+asan_build=${PCSCTAP_ASAN_BUILD:-$top/build-asan}
 bash "$top/tools/setup.sh" || { echo "0 passed, 1 failed"; exit 1; }
+if [ "${CI:-}" = true ]; then
+	PCSCTAP_FUZZ=1 PCSCTAP_ASAN=1
+fi
+
+# Logs whose results count; a step that cannot even build counts as one
+# failure of its own.
+logs=("$build/meson-logs/testlog.json")
+export BROKEN=0
+broken() {
+	echo "test.sh: FAIL: $*" >&2
+	BROKEN=$((BROKEN + 1))
+}
 
 # Every stack of this run lives under BED_ROOT, so that what it leaves
 # behind can be told from other runs on the machine.
@@ -14,6 +32,36 @@ export BED_ROOT
 BED_ROOT=$(mktemp -d /tmp/pcsctap-run.XXXXXX)
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@"
 status=$?
+
+# Every fuzz target for -Dfuzz_seconds (12 s) on its corpus.
+if [ "${PCSCTAP_FUZZ:-1}" != 0 ]; then
+	rm -f "$fuzz_build/meson-logs/testlog.json"
+	if { [ -f "$fuzz_build/build.ninja" ] ||
+	     CC=clang meson setup "$fuzz_build" "$top" -Dfuzzing=true -Db_lundef=false >/dev/null; } &&
+	   meson compile -C "$fuzz_build" fuzzers >/dev/null; then
+		meson test -C "$fuzz_build" --no-rebuild --suite fuzz --print-errorlogs --num-processes 2 ||
+			status=1
+		logs+=("$fuzz_build/meson-logs/testlog.json")
+	else
+		broken "the fuzzing build ($fuzz_build) failed"
+	fi
+fi
+
+# The unit and e2e suites built with ASan and UBSan (docs/testing.md).
+if [ "${PCSCTAP_ASAN:-1}" != 0 ]; then
+	rm -f "$asan_build"/meson-logs/testlog-asan*.json
+	if { [ -f "$asan_build/build.ninja" ] ||
+	     meson setup "$asan_build" "$top" --werror -Db_sanitize=address,undefined >/dev/null; } &&
+	   meson compile -C "$asan_build" >/dev/null; then
+		meson test -C "$asan_build" --no-rebuild --setup asan --suite unit \
+			--print-errorlogs --num-processes 2 || status=1
+		meson test -C "$asan_build" --no-rebuild --setup asane2e --suite e2e \
+			--print-errorlogs --num-processes 2 || status=1
+		logs+=("$asan_build/meson-logs/testlog-asan.json" "$asan_build/meson-logs/testlog-asane2e.json")
+	else
+		broken "the ASan build ($asan_build) failed"
+	fi
+fi
 
 # The test bed must leave nothing behind: no stack directories, no port
 # reservations (each is removed only after its processes are stopped).
@@ -26,18 +74,32 @@ if [ -n "$leftovers" ]; then
 fi
 export LEFTOVERS=${leftovers:+1}
 
-/usr/bin/python3 - "$build/meson-logs/testlog.json" <<'PY'
+/usr/bin/python3 - "${logs[@]}" <<'PY'
 import json, os, sys
 passed = failed = skipped = 0
-with open(sys.argv[1]) as f:
-    for line in f:
-        r = json.loads(line)["result"]
-        if r in ("OK", "EXPECTEDFAIL"):
-            passed += 1
-        elif r == "SKIP":
-            skipped += 1
-        else:
-            failed += 1
+failed += int(os.environ.get("BROKEN", "0"))
+for log in sys.argv[1:]:
+    try:
+        f = open(log)
+    except OSError as e:
+        print("test.sh: FAIL: no results: %s" % e, file=sys.stderr)
+        failed += 1
+        continue
+    with f:
+        for line in f:
+            t = json.loads(line)
+            r = t["result"]
+            if r in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            elif r == "SKIP":
+                skipped += 1
+            else:
+                failed += 1
+            # The executions of each fuzz target, for the record.
+            if ":fuzz / " in t["name"]:
+                for out in (t.get("stdout") or "").splitlines():
+                    if "executions" in out:
+                        print(out)
 # The leftover check above counts as one more test.
 if os.environ.get("LEFTOVERS"):
     failed += 1

@@ -12,20 +12,27 @@ real_open(const char *path, int flags, mode_t mode)
 	return open(path, flags, mode);
 }
 
-static const struct trace_sys trace_sys_default = {
-	.open = real_open,
-	.close = close,
-	.fstat = fstat,
-	.lstat = lstat,
-	.fchmod = fchmod,
-	.pread = pread,
-	.sqlite3_open_v2 = sqlite3_open_v2,
-	.sqlite3_exec = sqlite3_exec,
-	.sqlite3_prepare_v2 = sqlite3_prepare_v2,
-	.sqlite3_step = sqlite3_step,
-};
+/*
+ * The initializer is spelt once and used twice: initialising a variable
+ * from a const object is a GCC extension that clang (the fuzzing build)
+ * rejects.
+ */
+#define TRACE_SYS_DEFAULT { \
+	.open = real_open, \
+	.close = close, \
+	.fstat = fstat, \
+	.lstat = lstat, \
+	.fchmod = fchmod, \
+	.pread = pread, \
+	.sqlite3_open_v2 = sqlite3_open_v2, \
+	.sqlite3_exec = sqlite3_exec, \
+	.sqlite3_prepare_v2 = sqlite3_prepare_v2, \
+	.sqlite3_step = sqlite3_step, \
+}
 
-struct trace_sys trace_sys = trace_sys_default;
+static const struct trace_sys trace_sys_default = TRACE_SYS_DEFAULT;
+
+struct trace_sys trace_sys = TRACE_SYS_DEFAULT;
 
 void
 trace_sys_reset(void)

@@ -179,6 +179,18 @@ struct trace_wire {
 	const char *detail;	/* NULL or a short human text (errors) */
 };
 
+/**
+ * PIN redaction, the same for every writer of APDUs (shim and driver).
+ *
+ * @param[in] apdu a command APDU
+ * @param[in] len its length
+ * @retval NULL @p apdu is not a VERIFY / CHANGE REFERENCE DATA / RESET
+ *         RETRY COUNTER command with data (INS 20, 24, 2C), or no memory
+ * @retval a heap copy (free() it) whose data bytes are 0xFF, header, Lc
+ *         and Le kept
+ */
+uint8_t *trace_redact_apdu(const uint8_t *apdu, size_t len);
+
 /* ---------------------------------------------------------------------- */
 /* Writer                                                                 */
 /* ---------------------------------------------------------------------- */

@@ -18,7 +18,9 @@ emit(const struct marker *m, const uint8_t *extra, size_t extra_len)
 
 	if (n < 0)
 		return;
-	memcpy(buf + n, extra, extra_len);
+	/* memcpy from NULL is undefined even for 0 bytes (UBSan says so). */
+	if (extra_len)
+		memcpy(buf + n, extra, extra_len);
 	n += (ssize_t)extra_len;
 	printf("{\"hex\": \"");
 	for (ssize_t i = 0; i < n; i++)

@@ -54,6 +54,11 @@ Test(process, fork_child_has_its_own_writer)
 	pid_t pid, me = getpid();
 	char sql[256];
 
+#ifdef __SANITIZE_ADDRESS__
+	/* The writer thread may be in malloc at the fork: the GCC 12 ASan
+	 * hang of fork_while_queue_lock_held (below), seen here too. */
+	cr_skip_test("fork while other threads malloc is unsafe under GCC 12 ASan");
+#endif
 	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
 	/* Queued, perhaps not yet written, when the fork happens. */
 	th_write_transmits(w, 0, 100);
