@@ -116,10 +116,13 @@ wiretrace_record(struct wiretrace *t, const char *reader, int kind, int64_t t_st
 	 * gets the real bytes.  (No opt-out here: debug PIN handling with the
 	 * shim's pcsctap run --no-redact.)
 	 */
-	if (kind == TRACE_WIRE_APDU && sent && trace_redact_apdu)
-		redacted = trace_redact_apdu(sent, sent_len);
-	if (redacted)
+	if (kind == TRACE_WIRE_APDU && sent && trace_redact_apdu &&
+	    trace_redact_apdu(sent, sent_len, &redacted) != 0) {
+		/* Redacted, or (no memory for the copy) no data at all. */
 		w.sent.data = redacted;
+		if (!redacted)
+			w.sent.len = 0;
+	}
 	clock_gettime(CLOCK_REALTIME, &wall);
 	w.wall_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
 	trace_write_wire(t->writer, &w);

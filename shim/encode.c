@@ -405,6 +405,7 @@ pre_SCardTransmit(struct shim_call *c, SCARDHANDLE hCard, const SCARD_IO_REQUEST
 		  LPBYTE pbRecvBuffer, LPDWORD pcbRecvLength)
 {
 	uint8_t *redacted = NULL;
+	int pin = 0;
 
 	set_card(c, hCard);
 	if (pioSendPci) {
@@ -415,11 +416,15 @@ pre_SCardTransmit(struct shim_call *c, SCARDHANDLE hCard, const SCARD_IO_REQUEST
 	}
 	if (pbSendBuffer && shim_config.redact && cbSendLength <= MAX_BUFFER_SIZE_EXTENDED)
 		/* The rule is shared with the driver's wire view (trace/redact.c). */
-		redacted = trace_redact_apdu(pbSendBuffer, cbSendLength);
-	if (redacted) {
+		pin = trace_redact_apdu(pbSendBuffer, cbSendLength, &redacted);
+	if (pin == 1) {
 		c->scratch = redacted;
 		c->call.redacted = 1;
 		set_blob(&c->call.in, redacted, cbSendLength);
+	} else if (pin < 0) {
+		/* No memory for the redacted copy: keep no data rather than the PIN. */
+		c->call.redacted = 1;
+		shim_extra(c, "pin-data-dropped");
 	} else {
 		set_in(c, pbSendBuffer, cbSendLength, "cbSendLength");
 	}

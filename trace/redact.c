@@ -6,6 +6,7 @@
  */
 #include "trace.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +18,15 @@ is_pin_ins(uint8_t ins)
 	return ins == 0x20 || ins == 0x24 || ins == 0x2C;
 }
 
-uint8_t *
-trace_redact_apdu(const uint8_t *apdu, size_t len)
+int
+trace_redact_apdu(const uint8_t *apdu, size_t len, uint8_t **out)
 {
 	size_t data, lc;
 	uint8_t *copy;
 
+	*out = NULL;
 	if (len <= 5 || !is_pin_ins(apdu[1]))
-		return NULL;
+		return 0;
 	if (apdu[4] == 0 && len >= 7) {
 		/* extended Lc: 00 hi lo */
 		lc = (size_t)apdu[5] << 8 | apdu[6];
@@ -37,8 +39,9 @@ trace_redact_apdu(const uint8_t *apdu, size_t len)
 		lc = len - data;	/* malformed: hide everything after the header */
 	copy = malloc(len);
 	if (!copy)
-		return NULL;
+		return -ENOMEM;
 	memcpy(copy, apdu, len);
 	memset(copy + data, 0xFF, lc);
-	return copy;
+	*out = copy;
+	return 1;
 }

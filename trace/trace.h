@@ -181,15 +181,19 @@ struct trace_wire {
 
 /**
  * PIN redaction, the same for every writer of APDUs (shim and driver).
+ * It fails closed: when a PIN command cannot be copied, the caller must
+ * record no data at all rather than the original bytes.
  *
  * @param[in] apdu a command APDU
  * @param[in] len its length
- * @retval NULL @p apdu is not a VERIFY / CHANGE REFERENCE DATA / RESET
- *         RETRY COUNTER command with data (INS 20, 24, 2C), or no memory
- * @retval a heap copy (free() it) whose data bytes are 0xFF, header, Lc
- *         and Le kept
+ * @param[out] out a heap copy (free() it) whose data bytes are 0xFF,
+ *             header, Lc and Le kept; NULL unless 1 is returned
+ * @retval 0 @p apdu is not a VERIFY / CHANGE REFERENCE DATA / RESET
+ *         RETRY COUNTER command with data (INS 20, 24, 2C): record it as is
+ * @retval 1 redacted: record *@p out
+ * @retval -ENOMEM a PIN command, but no memory for the copy: record no data
  */
-uint8_t *trace_redact_apdu(const uint8_t *apdu, size_t len);
+int trace_redact_apdu(const uint8_t *apdu, size_t len, uint8_t **out);
 
 /* ---------------------------------------------------------------------- */
 /* Writer                                                                 */
