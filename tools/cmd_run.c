@@ -176,6 +176,7 @@ cmd_run(int argc, char **argv)
 	char shim[PATH_MAX], trace[PATH_MAX], libdir[PATH_MAX] = "", link[PATH_MAX + 32];
 	const char *tmp = getenv("TMPDIR");
 	struct sigaction sa = { .sa_handler = forward }, old_int, old_term, old_hup, old_quit;
+	struct stat st;
 	int c, rv = PCSCTAP_EXIT_RUNTIME;
 
 	/* '+': options end at the command's first word. */
@@ -238,7 +239,12 @@ cmd_run(int argc, char **argv)
 		_exit(errno == ENOENT ? 127 : 126);
 	}
 	rv = wait_child(child);
-	fprintf(stderr, "pcsctap: trace in %s\n", trace);
+	/* Say where the trace is only if there is one (the shim refuses a
+	 * symbolic link or an unwritable path, with a warning of its own). */
+	if (lstat(trace, &st) == 0 && S_ISREG(st.st_mode))
+		fprintf(stderr, "pcsctap: trace in %s\n", trace);
+	else
+		fprintf(stderr, "pcsctap: no trace written to %s\n", trace);
 out:
 	unlink(link);
 	rmdir(libdir);

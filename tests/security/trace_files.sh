@@ -27,6 +27,7 @@ for l in link dangling; do
 	check "run -o $l: the command still ran" grep -q 'SCardEstablishContext: 0x' <<<"$out"
 	check "run -o $l: refused with a warning" grep -q 'symbolic link (refused)' <<<"$out"
 	check "run -o $l: still a link" test -L "$l"
+	check "run -o $l: does not claim a trace" grep -q "no trace written to .*$l" <<<"$out"
 done
 check "the link's target is unchanged" test "$(cat victim)" = precious
 check "the dangling link's target was not created" test ! -e created-by-attack
