@@ -285,6 +285,7 @@ read_error(ssize_t rc)
 	case -ETIMEDOUT: return "card did not answer in time";
 	case -ECONNRESET: return "card closed the connection";
 	case -EMSGSIZE: return "answer too long";
+	case -EPROTO: return "card sent more than its answer";
 	case 0: return "empty answer";
 	default: return "connection error";
 	}
@@ -327,7 +328,7 @@ slot_get_atr(struct slot *s, uint8_t *atr, size_t cap, bool traced)
 			record(s, TRACE_WIRE_GET_ATR, t0, NULL, 0, NULL, 0, "not sent: no card");
 		return rc;
 	}
-	n = vpcd_frame_read(s->fd, s->buf, DRIVER_ATR_MAX, s->opts.timeout_ms);
+	n = vpcd_frame_read_answer(s->fd, s->buf, DRIVER_ATR_MAX, s->opts.timeout_ms);
 	if (n <= 0) {
 		/* vpcd too treats an empty ATR as a removed card. */
 		record(s, TRACE_WIRE_GET_ATR, t0, NULL, 0, NULL, 0, read_error(n));
@@ -361,7 +362,7 @@ slot_transmit(struct slot *s, const uint8_t *apdu, size_t len, uint8_t *rx, size
 		record(s, TRACE_WIRE_APDU, t0, apdu, len, NULL, 0, "not sent: no card");
 		return rc;
 	}
-	n = vpcd_frame_read(s->fd, s->buf, sizeof(s->buf), s->opts.timeout_ms);
+	n = vpcd_frame_read_answer(s->fd, s->buf, sizeof(s->buf), s->opts.timeout_ms);
 	if (n <= 0) {
 		record(s, TRACE_WIRE_APDU, t0, apdu, len, NULL, 0, read_error(n));
 		slot_drop(s, read_error(n));

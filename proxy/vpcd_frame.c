@@ -118,6 +118,73 @@ vpcd_frame_read(int fd, uint8_t *buf, size_t cap, int timeout_ms)
 	return (ssize_t)len;
 }
 
+/* Wait until @p fd is readable; bytes already queued count past the deadline. */
+static int
+wait_readable(int fd, int64_t deadline_ms)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int wait = -1;
+		int n;
+
+		if (deadline_ms >= 0) {
+			int64_t left = deadline_ms - now_ms();
+
+			wait = left > 0 ? (int)left : 0;
+		}
+		n = poll(&pfd, 1, wait);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+ssize_t
+vpcd_frame_read_answer(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	uint8_t header[2];
+	struct iovec iov[2] = { { header, sizeof(header) }, { buf, cap } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	size_t len, got;
+	ssize_t n;
+	int rc;
+
+	/* One scatter read takes a whole answer that arrived in one segment. */
+	do {
+		rc = wait_readable(fd, deadline);
+		if (rc < 0)
+			return rc;
+		n = recvmsg(fd, &msg, 0);
+	} while (n < 0 && (errno == EINTR || errno == EAGAIN));
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < (ssize_t)sizeof(header)) {
+		rc = read_exact(fd, header + n, sizeof(header) - (size_t)n, deadline);
+		if (rc < 0)
+			return rc;
+		n = sizeof(header);
+	}
+	got = (size_t)n - sizeof(header);
+	len = (size_t)header[0] << 8 | header[1];
+	/* More than one frame: the card sent what nobody asked for. */
+	if (got > len)
+		return -EPROTO;
+	if (len > cap) {
+		rc = read_exact(fd, NULL, len - got, deadline);
+		return rc < 0 ? rc : -EMSGSIZE;
+	}
+	rc = read_exact(fd, buf + got, len - got, deadline);
+	if (rc < 0)
+		return rc;
+	return (ssize_t)len;
+}
+
 void
 vpcd_socket_tune(int fd)
 {

@@ -42,5 +42,15 @@ int vpcd_frame_write(int fd, const uint8_t *payload, size_t len);
  */
 ssize_t vpcd_frame_read(int fd, uint8_t *buf, size_t cap, int timeout_ms);
 
+/**
+ * Receive the card's answer to a request: like vpcd_frame_read(), but in
+ * one system call when the frame arrived whole, for the request/answer
+ * exchanges of a reader (a card sends nothing unasked, so nothing may
+ * follow the answer).
+ * @retval -EPROTO bytes beyond the answer frame arrived with it
+ * @retval as vpcd_frame_read() otherwise
+ */
+ssize_t vpcd_frame_read_answer(int fd, uint8_t *buf, size_t cap, int timeout_ms);
+
 /* Turn on TCP_NODELAY (and keep errors quiet: not every fd is TCP). */
 void vpcd_socket_tune(int fd);

@@ -214,3 +214,66 @@ Test(slot, unasked_bytes_and_close_are_noticed)
 	slot_close(&slot);
 	close(c.fd);
 }
+
+/* The second half of an answer, sent a moment later by a thread. */
+struct late_write {
+	int fd;
+	const uint8_t *bytes;
+	size_t len;
+};
+
+static void *
+write_late(void *arg)
+{
+	struct late_write *lw = arg;
+
+	usleep(50 * 1000);
+	cr_assert_eq(write(lw->fd, lw->bytes, lw->len), (ssize_t)lw->len);
+	return NULL;
+}
+
+Test(frames, answer_in_one_read_or_in_pieces)
+{
+	static const uint8_t whole[] = { 0x00, 0x02, 0x90, 0x00 };
+	static const uint8_t rest[] = { 0x03, 0x61, 0x10, 0x00 };
+	struct late_write lw;
+	uint8_t buf[16];
+	pthread_t t;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* Whole: one scatter read. */
+	cr_assert_eq(write(sv[1], whole, sizeof(whole)), (ssize_t)sizeof(whole));
+	cr_assert_eq(vpcd_frame_read_answer(sv[0], buf, sizeof(buf), 1000), 2);
+	cr_assert_eq(buf[0], 0x90);
+	/* The header split after its first byte, the rest later. */
+	cr_assert_eq(write(sv[1], "\x00", 1), 1);
+	lw = (struct late_write){ sv[1], rest, sizeof(rest) };
+	cr_assert_eq(pthread_create(&t, NULL, write_late, &lw), 0);
+	cr_assert_eq(vpcd_frame_read_answer(sv[0], buf, sizeof(buf), 2000), 3);
+	pthread_join(t, NULL);
+	cr_assert_arr_eq(buf, rest + 1, 3);
+	/* Too long for the buffer: discarded, the stream stays in step. */
+	cr_assert_eq(write(sv[1], "\x00\x03\x01\x02\x03", 5), 5);
+	cr_assert_eq(vpcd_frame_read_answer(sv[0], buf, 2, 1000), -EMSGSIZE);
+	cr_assert_eq(write(sv[1], whole, sizeof(whole)), (ssize_t)sizeof(whole));
+	cr_assert_eq(vpcd_frame_read_answer(sv[0], buf, sizeof(buf), 1000), 2);
+	/* Silence: bounded. */
+	cr_assert_eq(vpcd_frame_read_answer(sv[0], buf, sizeof(buf), 100), -ETIMEDOUT);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+Test(frames, bytes_after_the_answer_break_the_protocol)
+{
+	static const uint8_t two[] = { 0x00, 0x02, 0x90, 0x00, 0x00, 0x02, 0x90, 0x00 };
+	uint8_t buf[16];
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(write(sv[1], two, sizeof(two)), (ssize_t)sizeof(two));
+	cr_assert_eq(vpcd_frame_read_answer(sv[0], buf, sizeof(buf), 1000), -EPROTO);
+	close(sv[1]);
+	cr_assert_eq(vpcd_frame_read_answer(sv[0], buf, sizeof(buf), 1000), -ECONNRESET);
+	close(sv[0]);
+}
