@@ -78,24 +78,27 @@ Test(bed, second_stack, .init = setup, .fini = teardown, .timeout = 60)
 	transmit_tagged(0x22);
 }
 
-Test(bed, stop_leaves_nothing, .init = setup, .timeout = 60)
+/* The PID that stack.sh recorded for one of its processes ("pcscd", "card"). */
+static int
+recorded_pid(const char *name)
 {
 	char path[400], pid_text[32];
 	FILE *f;
-	int pcscd, card;
 
-	snprintf(path, sizeof(path), "%s/pcscd.bedpid", bed.dir);
+	snprintf(path, sizeof(path), "%s/%s.bedpid", bed.dir, name);
 	f = fopen(path, "re");
-	cr_assert_not_null(f);
+	cr_assert_not_null(f, "%s", path);
 	cr_assert(fgets(pid_text, sizeof(pid_text), f));
 	fclose(f);
-	pcscd = atoi(pid_text);
-	snprintf(path, sizeof(path), "%s/card.bedpid", bed.dir);
-	f = fopen(path, "re");
-	cr_assert_not_null(f);
-	cr_assert(fgets(pid_text, sizeof(pid_text), f));
-	fclose(f);
-	card = atoi(pid_text);
+	return atoi(pid_text);
+}
+
+Test(bed, stop_leaves_nothing, .init = setup, .timeout = 60)
+{
+	char path[400];
+	FILE *f;
+	int pcscd = recorded_pid("pcscd"), card = recorded_pid("card");
+
 	snprintf(path, sizeof(path), "%s/pcscd.comm", bed.dir);
 
 	bed_stop(&bed);

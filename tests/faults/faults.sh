@@ -47,6 +47,27 @@ fresh_stack() {
 	rm -f "$cue" "$cue.ready"
 }
 
+# untraced_baseline: the script without the shim on a fresh stack, checked
+# against the expected text; then a fresh stack for the traced run.
+untraced_baseline() {
+	fresh_stack
+	run untraced env
+	check_outputs untraced
+	fresh_stack
+}
+
+# traced_run_without_warnings: the script under pcsctap run into $trace;
+# same output as untraced, no warning, a valid trace; sets pid (the
+# client's, from the trace).
+traced_run_without_warnings() {
+	trace=$work/trace
+	run traced "$PCSCTAP" run -o "$trace" --
+	check_outputs traced
+	check_warnings ''
+	check_integrity
+	pid=$(traced_pid)
+}
+
 # wait_ready: until step-client is at its wait: step; prints its pid.
 wait_ready() {
 	local i
@@ -152,10 +173,7 @@ readonly)
 	# existing trace.  The app must not notice; (b) stays intact.
 	steps="establish connect transmit:00A4040000 status disconnect:leave release"
 	expected=$S_OK expected_rc=0
-	fresh_stack
-	run untraced env
-	check_outputs untraced
-	fresh_stack
+	untraced_baseline
 	mkdir "$work/ro"
 	trace=$work/ro/trace
 	run traced in_ns "mount --bind $work/ro $work/ro && mount -o remount,bind,ro $work/ro" \
@@ -189,10 +207,7 @@ loop rv=0x00000000
 disconnect:leave rv=0x00000000
 release rv=0x00000000"
 	expected_rc=0
-	fresh_stack
-	run untraced env
-	check_outputs untraced
-	fresh_stack
+	untraced_baseline
 	mkdir "$work/full" "$work/copy"
 	trace=$work/copy/trace
 	run traced in_ns "mount -t tmpfs -o size=1m tmpfs $work/full" sh -c \
@@ -244,10 +259,7 @@ db.execute("COMMIT")' "$trace" "$work/locked" "$1" &
 		for i in $(seq 100); do [ -f "$work/locked" ] && return 0; sleep 0.1; done
 		fail "the locker never took the lock"
 	}
-	fresh_stack
-	run untraced env
-	check_outputs untraced
-	fresh_stack
+	untraced_baseline
 	trace=$work/trace
 	"$PCSCTAP" run -o "$trace" -- "$STEP_CLIENT" establish release > /dev/null 2>&1 || fail "the first traced run failed"
 	lock 5
@@ -300,16 +312,8 @@ release rv=0x00000000"
 		"$BED_STACK" pcscd-start "$BED_DIR" || fail "pcscd-start"
 		touch "$cue"
 	}
-	fresh_stack
-	run untraced env
-	check_outputs untraced
-	fresh_stack
-	trace=$work/trace
-	run traced "$PCSCTAP" run -o "$trace" --
-	check_outputs traced
-	check_warnings ''
-	check_integrity
-	pid=$(traced_pid)
+	untraced_baseline
+	traced_run_without_warnings
 	got=$(calls_of "$pid" | awk '{ print $2 }' | tr '\n' ' ')
 	[ "$got" = "0x00000000 0x00000000 0x00000000 0x8010001D 0x8010001D 0x8010001D 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000 " ] ||
 		fail "the trace holds the results [$got]"
@@ -346,16 +350,8 @@ release rv=0x00000000"
 		grep -q "$(printf '\tDROP\t')" "$BED_CARD_LOG" || fail "the card never dropped"
 		touch "$cue"
 	}
-	fresh_stack
-	run untraced env
-	check_outputs untraced
-	fresh_stack
-	trace=$work/trace
-	run traced "$PCSCTAP" run -o "$trace" --
-	check_outputs traced
-	check_warnings ''
-	check_integrity
-	pid=$(traced_pid)
+	untraced_baseline
+	traced_run_without_warnings
 	got=$(calls_of "$pid" | awk '{ print $2 }' | tr '\n' ' ')
 	[ "$got" = "0x00000000 0x00000000 0x00000000 0x80100016 0x80100069 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000 " ] ||
 		fail "the trace holds the results [$got]"
@@ -378,16 +374,8 @@ transmit:00CA000000 rv=0x00000000 resp=9000"
 		sleep 0.2
 		kill -KILL "$victim"
 	}
-	fresh_stack
-	run untraced env
-	check_outputs untraced
-	fresh_stack
-	trace=$work/trace
-	run traced "$PCSCTAP" run -o "$trace" --
-	check_outputs traced
-	check_warnings ''
-	check_integrity
-	pid=$(traced_pid)
+	untraced_baseline
+	traced_run_without_warnings
 	[ "$pid" = "$(cat "$cue.ready")" ] || fail "the trace names pid $pid, the killed client was $(cat "$cue.ready")"
 	got=$(calls_of "$pid" | tr '\n' ' ')
 	[ "$got" = "SCardEstablishContext 0x00000000 SCardConnect 0x00000000 SCardTransmit 0x00000000 SCardTransmit 0x00000000 " ] ||
