@@ -1,7 +1,7 @@
 /*
  * driver.h — internals of libifdpcsctap.so, the pcsctap reader driver.
  *
- * The driver speaks vsmartcard's vpcd wire protocol (vpcd_frame.h) to a
+ * The driver speaks vsmartcard's vpcd wire protocol (wire/wire.h) to a
  * virtual card over TCP.  ifd.c holds the IFDH entry points that pcscd
  * calls; slot.c the per-slot connection and its exchanges; devicename.c
  * the DEVICENAME options; features.c the PC/SC part 10 answers;
@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "vpcd_frame.h"
+#include "wire.h"
 
 /* vpcd's two slots: PORT and PORT + 1. */
 #define DRIVER_SLOTS 2
@@ -157,8 +157,6 @@ void wiretrace_close(struct wiretrace *t);
 void wiretrace_record(struct wiretrace *t, const char *reader, int kind, int64_t t_start_ns,
 		      const uint8_t *sent, size_t sent_len, const uint8_t *received,
 		      size_t received_len, const char *detail);
-
-int64_t driver_mono_ns(void);
 
 /* Logging through pcscd's debug log when the driver runs inside pcscd. */
 enum driver_log_level {

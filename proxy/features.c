@@ -4,34 +4,22 @@
  */
 #include "config.h"
 #include "driver.h"
-#include "marker.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <string.h>
 
-/* One feature: tag, length 4, control code big-endian (part 10 §2.2). */
-static void
-put_feature(uint8_t *p, uint8_t tag, uint32_t code)
-{
-	p[0] = tag;
-	p[1] = 4;
-	p[2] = (uint8_t)(code >> 24);
-	p[3] = (uint8_t)(code >> 16);
-	p[4] = (uint8_t)(code >> 8);
-	p[5] = (uint8_t)code;
-}
-
 ssize_t
 features_answer(bool markers, uint8_t *out, size_t cap)
 {
-	size_t need = markers ? 12 : 6;
+	size_t need = (markers ? 2 : 1) * FEATURE_TLV_SIZE;
 
 	if (cap < need)
 		return -ENOBUFS;
-	put_feature(out, 0x12 /* FEATURE_GET_TLV_PROPERTIES */, DRIVER_IOCTL_TLV_PROPERTIES);
+	feature_put(out, 0x12 /* FEATURE_GET_TLV_PROPERTIES */, DRIVER_IOCTL_TLV_PROPERTIES);
 	/* Only when markers are on: the shim sends markers only where advertised. */
 	if (markers)
-		put_feature(out + 6, MARKER_FEATURE_TAG, MARKER_CONTROL_CODE);
+		feature_put(out + FEATURE_TLV_SIZE, MARKER_FEATURE_TAG, MARKER_CONTROL_CODE);
 	return (ssize_t)need;
 }
 

@@ -8,7 +8,8 @@
  * reader number in the upper 16 bits and the slot in the lower.
  */
 #include "driver.h"
-#include "marker.h"
+#include "wire.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -229,7 +230,7 @@ IFDHSetProtocolParameters(DWORD Lun, DWORD Protocol, UCHAR Flags, UCHAR PTS1, UC
 	 * sent must not fail the client's connect.
 	 */
 	if (s->opts.markers && s->fd >= 0) {
-		m.timestamp_ns = (uint64_t)driver_mono_ns();
+		m.timestamp_ns = (uint64_t)trace_mono_ns();
 		n = marker_encode(&m, body, sizeof(body));
 		if (n > 0)
 			(void)slot_marker(s, body, (size_t)n);

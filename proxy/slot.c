@@ -12,7 +12,8 @@
  * The messages a well-behaved card sees are the same as with vpcd.
  */
 #include "driver.h"
-#include "marker.h"
+#include "wire.h"
+#include "util.h"
 #include "trace.h"
 
 #include <errno.h>
@@ -23,17 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-int64_t
-driver_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void
 set_reader_name(struct slot *s)
@@ -147,7 +138,7 @@ adopt(struct slot *s, int fd)
 	vpcd_socket_tune(fd);
 	s->fd = fd;
 	s->generation++;
-	record(s, TRACE_WIRE_CARD_CONNECTED, driver_mono_ns(), NULL, 0, NULL, 0, NULL);
+	record(s, TRACE_WIRE_CARD_CONNECTED, trace_mono_ns(), NULL, 0, NULL, 0, NULL);
 	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card connected on port %u", s->port);
 }
 
@@ -223,7 +214,7 @@ slot_drop(struct slot *s, const char *why)
 	close(s->fd);
 	s->fd = -1;
 	s->atr_len = 0;
-	record(s, TRACE_WIRE_CARD_GONE, driver_mono_ns(), NULL, 0, NULL, 0, why);
+	record(s, TRACE_WIRE_CARD_GONE, trace_mono_ns(), NULL, 0, NULL, 0, why);
 	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card on port %u gone: %s", s->port,
 		   why ? why : "closed");
 }
@@ -307,7 +298,7 @@ send_frame(struct slot *s, const uint8_t *payload, size_t len)
 int
 slot_control(struct slot *s, uint8_t ctrl)
 {
-	int64_t t0 = driver_mono_ns();
+	int64_t t0 = trace_mono_ns();
 	int rc = send_frame(s, &ctrl, 1);
 
 	record(s, ctrl, t0, NULL, 0, NULL, 0, rc < 0 ? "not sent: no card" : NULL);
@@ -317,7 +308,7 @@ slot_control(struct slot *s, uint8_t ctrl)
 ssize_t
 slot_get_atr(struct slot *s, uint8_t *atr, size_t cap, bool traced)
 {
-	int64_t t0 = driver_mono_ns();
+	int64_t t0 = trace_mono_ns();
 	uint8_t ctrl = VPCD_CTRL_ATR;
 	ssize_t n;
 	int rc;
@@ -348,7 +339,7 @@ slot_get_atr(struct slot *s, uint8_t *atr, size_t cap, bool traced)
 ssize_t
 slot_transmit(struct slot *s, const uint8_t *apdu, size_t len, uint8_t *rx, size_t cap)
 {
-	int64_t t0 = driver_mono_ns();
+	int64_t t0 = trace_mono_ns();
 	ssize_t n;
 	int rc;
 
@@ -378,36 +369,19 @@ slot_transmit(struct slot *s, const uint8_t *apdu, size_t len, uint8_t *rx, size
 int
 slot_marker(struct slot *s, const uint8_t *body, size_t len)
 {
-	int64_t t0 = driver_mono_ns();
-	uint8_t frames[5 + MARKER_MAX_BODY];
+	static const uint8_t announce = VPCD_CTRL_MARKER;
+	const struct vpcd_payload frames[2] = { { &announce, 1 }, { body, len } };
+	int64_t t0 = trace_mono_ns();
 	int rc;
 
 	if (len < 2 || len > MARKER_MAX_BODY)
 		return -EINVAL;
-	/* Both frames in one write, as one TCP segment when they fit. */
-	frames[0] = 0;
-	frames[1] = 1;
-	frames[2] = VPCD_CTRL_MARKER;
-	frames[3] = (uint8_t)(len >> 8);
-	frames[4] = (uint8_t)len;
-	memcpy(frames + 5, body, len);
 	rc = check_idle(s);
 	if (rc == 0) {
-		/* A raw write of two frames; vpcd_frame_write frames one payload. */
-		size_t done = 0, total = 5 + len;
-
-		while (done < total) {
-			ssize_t n = send(s->fd, frames + done, total - done, MSG_NOSIGNAL);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				rc = -errno;
-				slot_drop(s, "write failed");
-				break;
-			}
-			done += (size_t)n;
-		}
+		/* Both frames in one write, as one TCP segment when they fit. */
+		rc = vpcd_frames_write(s->fd, frames, 2);
+		if (rc < 0)
+			slot_drop(s, "write failed");
 	}
 	record(s, TRACE_WIRE_MARKER, t0, body, len, NULL, 0, rc < 0 ? "not sent: no card" : NULL);
 	return rc;

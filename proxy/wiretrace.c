@@ -6,20 +6,10 @@
  */
 #include "driver.h"
 #include "trace.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/*
- * The trace store lands in trace/ step by step; until its writer exists
- * the references stay weak and a trace= option only costs a log line.
- * The driver links trace/ whole, so a writer that exists is always bound.
- */
-#pragma weak trace_writer_open
-#pragma weak trace_writer_close
-#pragma weak trace_write_wire
-#pragma weak trace_redact_apdu
 
 struct wiretrace {
 	struct wiretrace *next;
@@ -43,12 +33,6 @@ wiretrace_open(const char *path)
 			t->refs++;
 			goto out;
 		}
-	}
-	if (!trace_writer_open) {
-		driver_log(DRIVER_LOG_ERROR, "pcsctap: this build has no trace writer; %s not written",
-			   path);
-		t = NULL;
-		goto out;
 	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
@@ -97,10 +81,10 @@ wiretrace_record(struct wiretrace *t, const char *reader, int kind, int64_t t_st
 		 const uint8_t *sent, size_t sent_len, const uint8_t *received,
 		 size_t received_len, const char *detail)
 {
-	struct timespec wall;
 	struct trace_wire w = {
 		.t_ns = t_start_ns,
-		.t_end_ns = driver_mono_ns(),
+		.t_end_ns = trace_mono_ns(),
+		.wall_ns = trace_wall_ns(),
 		.reader = reader,
 		.kind = kind,
 		.sent = { sent, sent_len },
@@ -116,15 +100,12 @@ wiretrace_record(struct wiretrace *t, const char *reader, int kind, int64_t t_st
 	 * gets the real bytes.  (No opt-out here: debug PIN handling with the
 	 * shim's pcsctap run --no-redact.)
 	 */
-	if (kind == TRACE_WIRE_APDU && sent && trace_redact_apdu &&
-	    trace_redact_apdu(sent, sent_len, &redacted) != 0) {
+	if (kind == TRACE_WIRE_APDU && sent && trace_redact_apdu(sent, sent_len, &redacted) != 0) {
 		/* Redacted, or (no memory for the copy) no data at all. */
 		w.sent.data = redacted;
 		if (!redacted)
 			w.sent.len = 0;
 	}
-	clock_gettime(CLOCK_REALTIME, &wall);
-	w.wall_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
 	trace_write_wire(t->writer, &w);
 	free(redacted);
 }

@@ -16,7 +16,7 @@
  * never held across a call into the real library.
  */
 #include "shim.h"
-#include "marker.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -105,12 +105,6 @@ find_client(SCARDHANDLE card)
 	return NULL;
 }
 
-static uint32_t
-be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /*
  * Ask the reader behind @p card for its features.
  * @retval 0 answered; *code is the marker control code or 0
@@ -128,13 +122,8 @@ discover(SCARDHANDLE card, DWORD *code)
 				    buf, sizeof(buf), &len);
 	if (rv != SCARD_S_SUCCESS)
 		return -EIO;
-	/* TLVs: tag u8, length u8 (4), control code u32 big-endian. */
-	for (size_t i = 0; len <= sizeof(buf) && i + 2 <= len; i += 2 + buf[i + 1]) {
-		if (buf[i] == MARKER_FEATURE_TAG && buf[i + 1] == 4 && i + 6 <= len) {
-			*code = be32(buf + i + 2);
-			break;
-		}
-	}
+	if (len <= sizeof(buf))
+		*code = feature_find(buf, len, MARKER_FEATURE_TAG);
 	return 0;
 }
 

@@ -8,8 +8,7 @@
  */
 #include "commands.h"
 #include "hexutil.h"
-#include "marker.h"
-#include "vpcd_frame.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -5,7 +5,7 @@
 #include "apdu.h"
 #include "commands.h"
 #include "hexutil.h"
-#include "marker.h"
+#include "wire.h"
 #include "pcscnames.h"
 #include "render.h"
 #include "tapin.h"

@@ -5,7 +5,7 @@
 #include "render.h"
 
 #include "apdu.h"
-#include "marker.h"
+#include "wire.h"
 #include "pcscnames.h"
 #include "textout.h"
 

@@ -149,7 +149,7 @@ struct trace_marker {
 	int64_t wall_ns;
 	uint64_t card;
 	const char *reader;
-	int event;		/* enum marker_event (proxy/marker.h) */
+	int event;		/* enum marker_event (proxy/wire/wire.h) */
 	uint32_t seq;
 	struct trace_blob body;	/* the encoded marker body */
 	int64_t rv;		/* result of the SCardControl that carried it */

@@ -1,5 +1,5 @@
 /*
- * util.c — warnings on stderr and clocks, for trace/ and its producers
+ * util.c — warnings on stderr, for trace/ and its producers
  * (see util.h).
  */
 #include "util.h"
@@ -8,7 +8,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define WARN_PREFIX "pcsctap: "
@@ -38,22 +37,4 @@ trace_warnf(const char *fmt, ...)
 	(void)w;
 out:
 	errno = saved;
-}
-
-int64_t
-trace_wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t
-trace_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

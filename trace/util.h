@@ -9,6 +9,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <time.h>
 
 /*
  * "pcsctap: " + message + newline on stderr, in one write(2) (not through
@@ -17,6 +18,28 @@
  */
 void trace_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* CLOCK_REALTIME / CLOCK_MONOTONIC in nanoseconds. */
-int64_t trace_wall_ns(void);
-int64_t trace_mono_ns(void);
+/*
+ * CLOCK_REALTIME / CLOCK_MONOTONIC in nanoseconds.  Inline, so that code
+ * that links nothing of trace/ (the wire protocol, the tools) shares the
+ * one definition.
+ */
+static inline int64_t
+trace_clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline int64_t
+trace_wall_ns(void)
+{
+	return trace_clock_ns(CLOCK_REALTIME);
+}
+
+static inline int64_t
+trace_mono_ns(void)
+{
+	return trace_clock_ns(CLOCK_MONOTONIC);
+}

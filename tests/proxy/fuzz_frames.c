@@ -1,7 +1,7 @@
 /*
  * fuzz_frames.c — libFuzzer target: the driver's handling of whatever a
  * virtual card sends back (vpcd frames: ATRs, APDU answers), through the
- * real slot code (slot.c, vpcd_frame.c).
+ * real slot code (slot.c, wire/frame.c).
  *
  * The input is the card's whole byte stream, queued on a socketpair
  * before the driver asks; the driver then runs a fixed round of requests

@@ -4,7 +4,7 @@
  * marker frame.  A body that decodes must encode again, and the encoding
  * must decode to the same marker (canonical form: known tags, ascending).
  */
-#include "marker.h"
+#include "wire.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * Python reference parser in docs/markers.md.  Bodies with unknown tags
  * appended test that parsers skip them.
  */
-#include "marker.h"
+#include "wire.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * played by a thread on a socketpair.
  */
 #include "driver.h"
-#include "marker.h"
+#include "wire.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

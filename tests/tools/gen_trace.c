@@ -11,7 +11,7 @@
  * Times are synthetic (from "now"), so the content is deterministic apart
  * from the pids.  --wire writes the driver's view of the same APDUs.
  */
-#include "marker.h"
+#include "wire.h"
 #include "trace.h"
 
 #include <errno.h>

@@ -1,4 +1,8 @@
-#include "vpcd_frame.h"
+/*
+ * frame.c — vpcd framing (see wire.h).
+ */
+#include "wire.h"
+#include "util.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -6,52 +10,60 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 
 static int64_t
 now_ms(void)
 {
-	struct timespec ts;
+	return trace_mono_ns() / 1000000;
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+int
+vpcd_frames_write(int fd, const struct vpcd_payload *frames, size_t n)
+{
+	uint8_t headers[8][2];
+	struct iovec iov[16];
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 * n };
+
+	if (n > 8)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (frames[i].len > VPCD_FRAME_MAX)
+			return -EMSGSIZE;
+		headers[i][0] = (uint8_t)(frames[i].len >> 8);
+		headers[i][1] = (uint8_t)frames[i].len;
+		iov[2 * i].iov_base = headers[i];
+		iov[2 * i].iov_len = 2;
+		iov[2 * i + 1].iov_base = (void *)frames[i].data;
+		iov[2 * i + 1].iov_len = frames[i].len;
+	}
+
+	while (msg.msg_iovlen > 0) {
+		ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
+
+		if (sent < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (msg.msg_iovlen > 0 && (size_t)sent >= msg.msg_iov[0].iov_len) {
+			sent -= (ssize_t)msg.msg_iov[0].iov_len;
+			msg.msg_iov++;
+			msg.msg_iovlen--;
+		}
+		if (msg.msg_iovlen > 0) {
+			msg.msg_iov[0].iov_base = (uint8_t *)msg.msg_iov[0].iov_base + sent;
+			msg.msg_iov[0].iov_len -= (size_t)sent;
+		}
+	}
+	return 0;
 }
 
 int
 vpcd_frame_write(int fd, const uint8_t *payload, size_t len)
 {
-	uint8_t header[2];
-	struct iovec iov[2];
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	const struct vpcd_payload frame = { payload, len };
 
-	if (len > VPCD_FRAME_MAX)
-		return -EMSGSIZE;
-	header[0] = (uint8_t)(len >> 8);
-	header[1] = (uint8_t)len;
-	iov[0].iov_base = header;
-	iov[0].iov_len = sizeof(header);
-	iov[1].iov_base = (void *)payload;
-	iov[1].iov_len = len;
-
-	while (msg.msg_iovlen > 0) {
-		ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov[0].iov_len) {
-			n -= (ssize_t)msg.msg_iov[0].iov_len;
-			msg.msg_iov++;
-			msg.msg_iovlen--;
-		}
-		if (msg.msg_iovlen > 0) {
-			msg.msg_iov[0].iov_base = (uint8_t *)msg.msg_iov[0].iov_base + n;
-			msg.msg_iov[0].iov_len -= (size_t)n;
-		}
-	}
-	return 0;
+	return vpcd_frames_write(fd, &frame, 1);
 }
 
 /* Read exactly @p len bytes before @p deadline_ms (-1: none); NULL buf discards. */

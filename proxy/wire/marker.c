@@ -1,4 +1,7 @@
-#include "marker.h"
+/*
+ * marker.c — the marker body codec (see wire.h).
+ */
+#include "wire.h"
 
 #include <errno.h>
 #include <stdio.h>
