@@ -1,8 +1,9 @@
 #!/bin/bash
 # install.sh BEDWAIT — pcsctap as installed, with no build tree in reach.
 #
-# Configures a scratch build with -Dtests=disabled (what CI and packagers
-# build), builds it, installs it with `meson install --destdir`, then:
+# Configures a scratch build with --werror -Dtests=disabled (what CI and
+# packagers build), builds it, installs it with `meson install --destdir`,
+# then:
 #  - checks the install layout: the driver where pcscd's serial drivers
 #    are (pkg-config usbdropdir + /serial), the shim in <libdir>/pcsctap,
 #    the reader.conf.d example inert (every line commented) and naming the
@@ -31,7 +32,7 @@ trap 'bed_stop; rm -rf "$scratch"' EXIT
 build=$scratch/build root=$scratch/root
 log=$scratch/log
 
-meson setup "$build" "$top" -Dtests=disabled >"$log" 2>&1 &&
+meson setup "$build" "$top" --werror -Dtests=disabled >"$log" 2>&1 &&
 	ninja -C "$build" >>"$log" 2>&1 &&
 	meson install -C "$build" --destdir "$root" >>"$log" 2>&1 ||
 	bed_fail "setup, build or install failed: $(tail -n 20 "$log")"
