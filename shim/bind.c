@@ -5,8 +5,9 @@
  * under pthread_once, which reads the configuration, binds every real
  * function, opens the trace and installs the fork handlers.  Until (or
  * unless) binding succeeds every real-function pointer is a stub that
- * returns SCARD_F_INTERNAL_ERROR, so a failure is an error code for the
- * application, never a crash or an exit.
+ * returns SCARD_F_INTERNAL_ERROR (pcsc_stringify_error: a fixed message),
+ * so a failure is an error code for the application, never a crash or an
+ * exit.
  *
  * Where the real functions come from, in order:
  *  1. dlsym(RTLD_NEXT) — LD_PRELOAD in front of a program that links
@@ -33,39 +34,35 @@
  * The real library only reads dwProtocol from the PCI it is given, so the
  * application may pass these as well as the real library's.
  */
-SHIM_EXPORT const SCARD_IO_REQUEST g_rgSCardT0Pci = { SCARD_PROTOCOL_T0, sizeof(SCARD_IO_REQUEST) };
-SHIM_EXPORT const SCARD_IO_REQUEST g_rgSCardT1Pci = { SCARD_PROTOCOL_T1, sizeof(SCARD_IO_REQUEST) };
-SHIM_EXPORT const SCARD_IO_REQUEST g_rgSCardRawPci = { SCARD_PROTOCOL_RAW, sizeof(SCARD_IO_REQUEST) };
+#define SCARD_PCI(name, protocol) \
+	SHIM_EXPORT const SCARD_IO_REQUEST name = { protocol, sizeof(SCARD_IO_REQUEST) };
+#include "scard_api.def"
+#undef SCARD_PCI
 
 /* ---- stubs -------------------------------------------------------------- */
 
 #define SCARD_FN(name, params, args) \
 	static LONG stub_##name params { return SCARD_F_INTERNAL_ERROR; }
+#define SCARD_FORWARD(type, name, params, args, stub) \
+	static type stub_##name params { return stub; }
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "scard_api.def"
 #pragma GCC diagnostic pop
 #undef SCARD_FN
+#undef SCARD_FORWARD
 
-static const char *
-stub_pcsc_stringify_error(const LONG err)
-{
-	return "pcsctap: the real libpcsclite is not available";
-}
-
-static const struct shim_real stubs = {
 #define SCARD_FN(name, params, args) .name = stub_##name,
+#define SCARD_FORWARD(type, name, params, args, stub) .name = stub_##name,
+static const struct shim_real stubs = {
 #include "scard_api.def"
-#undef SCARD_FN
-	.pcsc_stringify_error = stub_pcsc_stringify_error,
 };
 
 struct shim_real shim_real = {
-#define SCARD_FN(name, params, args) .name = stub_##name,
 #include "scard_api.def"
-#undef SCARD_FN
-	.pcsc_stringify_error = stub_pcsc_stringify_error,
 };
+#undef SCARD_FN
+#undef SCARD_FORWARD
 
 struct shim_config shim_config;
 struct trace_writer *shim_writer;
@@ -109,21 +106,19 @@ resolve_all(void *handle, struct shim_real *out)
 {
 	void *sym;
 
-#define SCARD_FN(name, params, args) \
+#define RESOLVE(type, name, params) \
 	sym = dlsym(handle, #name); \
 	if (!sym) \
 		return -ENOENT; \
 	if (is_self(sym)) \
 		return -ELOOP; \
-	out->name = (LONG (*) params)sym;
+	out->name = (type (*) params)sym;
+#define SCARD_FN(name, params, args) RESOLVE(LONG, name, params)
+#define SCARD_FORWARD(type, name, params, args, stub) RESOLVE(type, name, params)
 #include "scard_api.def"
 #undef SCARD_FN
-	sym = dlsym(handle, "pcsc_stringify_error");
-	if (!sym)
-		return -ENOENT;
-	if (is_self(sym))
-		return -ELOOP;
-	out->pcsc_stringify_error = (const char *(*)(const LONG))sym;
+#undef SCARD_FORWARD
+#undef RESOLVE
 	return 0;
 }
 
@@ -137,9 +132,10 @@ bind_real(void)
 #ifdef __APPLE__
 	/* dyld does not interpose the interposing image's own references. */
 #define SCARD_FN(name, params, args) found.name = name;
+#define SCARD_FORWARD(type, name, params, args, stub) found.name = name;
 #include "scard_api.def"
 #undef SCARD_FN
-	found.pcsc_stringify_error = pcsc_stringify_error;
+#undef SCARD_FORWARD
 	shim_real = found;
 	return;
 #endif
@@ -221,13 +217,4 @@ void
 shim_init(void)
 {
 	pthread_once(&init_once, init_once_fn);
-}
-
-/* ---- the one untraced function ----------------------------------------- */
-
-SHIM_WRAPPER_ATTR const char *
-SHIM_WRAPPER(pcsc_stringify_error)(const LONG err)
-{
-	shim_init();
-	return shim_real.pcsc_stringify_error(err);
 }

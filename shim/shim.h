@@ -49,9 +49,10 @@ void shim_config_read(struct shim_config *cfg);
 /* The real functions; stubs returning SCARD_F_INTERNAL_ERROR until bound. */
 struct shim_real {
 #define SCARD_FN(name, params, args) LONG (*name) params;
+#define SCARD_FORWARD(type, name, params, args, stub) type (*name) params;
 #include "scard_api.def"
 #undef SCARD_FN
-	const char *(*pcsc_stringify_error)(const LONG);
+#undef SCARD_FORWARD
 };
 
 extern struct shim_real shim_real;

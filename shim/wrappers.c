@@ -1,6 +1,6 @@
 /*
  * wrappers.c — the exported libpcsclite functions, generated from
- * scard_api.def.  Every wrapper has the same shape:
+ * scard_api.def.  Every traced wrapper has the same shape:
  *
  *	bind once; if this thread is already inside the shim (the real
  *	library calling an exported name, or tracing calling back), just
@@ -77,6 +77,17 @@ call_end(struct shim_call *c, LONG rv)
 #include "scard_api.def"
 #undef SCARD_FN
 
+/* The untraced functions: bind once and forward. */
+#define SCARD_FORWARD(type, name, params, args, stub) \
+	SHIM_WRAPPER_ATTR type \
+	SHIM_WRAPPER(name) params \
+	{ \
+		shim_init(); \
+		return shim_real.name args; \
+	}
+#include "scard_api.def"
+#undef SCARD_FORWARD
+
 #ifdef __APPLE__
 /*
  * dyld's interpose table: { replacement, replacee }.  SCardControl is
@@ -92,8 +103,9 @@ __attribute__((used, section("__DATA,__interpose")))
 static const struct shim_interpose shim_interpose_table[] = {
 #define SCARD_FN(name, params, args) \
 	{ (const void *)SHIM_WRAPPER(name), (const void *)name },
+#define SCARD_FORWARD(type, name, params, args, stub) SCARD_FN(name, params, args)
 #include "scard_api.def"
 #undef SCARD_FN
-	{ (const void *)SHIM_WRAPPER(pcsc_stringify_error), (const void *)pcsc_stringify_error },
+#undef SCARD_FORWARD
 };
 #endif

@@ -50,40 +50,68 @@ usage(FILE *out)
 		DEFAULT_TRACE);
 }
 
-/* The shim: PCSCTAP_SHIM, the build tree next to us, or the install dir. */
+/* Directory of the running pcsctap into @p out; -errno on failure. */
+static int
+self_dir(char *out, size_t len)
+{
+	char *slash;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", out, len - 1);
+	if (n < 0)
+		return -errno;
+	out[n] = '\0';
+	slash = strrchr(out, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = '\0';
+	return 0;
+}
+
+/* @p dir/@p rel made canonical into @p out when it is readable. */
+static bool
+shim_at(char *out, const char *dir, const char *rel)
+{
+	char path[PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s/libpcsctap.so", dir, rel) >= sizeof(path))
+		return false;
+	return access(path, R_OK) == 0 && realpath(path, out);
+}
+
+/*
+ * The shim: PCSCTAP_SHIM; in a debug build run from its build tree, the
+ * tree's own shim; the install directory seen from where this pcsctap is
+ * (an install moved by DESTDIR or a relocated prefix); the install
+ * directory as configured.  An installed pcsctap never looks at the build
+ * tree: it is not in it.
+ */
 static int
 find_shim(char *out, size_t len)
 {
 	const char *env = getenv("PCSCTAP_SHIM");
-	char self[PATH_MAX], *slash;
-	ssize_t n;
+	char self[PATH_MAX];
 
+	if (len < PATH_MAX)	/* realpath() */
+		return -ENAMETOOLONG;
 	if (env && *env) {
 		if (!realpath(env, out))
 			return -errno;
 		return 0;
 	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			/* <builddir>/tools/pcsctap -> <builddir>/shim/libpcsctap.so */
-			if ((size_t)snprintf(out, len, "%s/../shim/libpcsctap.so", self) < len &&
-			    access(out, R_OK) == 0 && realpath(out, self)) {
-				snprintf(out, len, "%s", self);
-				return 0;
-			}
-		}
+	if (self_dir(self, sizeof(self)) == 0) {
+#ifdef PCSCTAP_BUILDDIR
+		char build[PATH_MAX];
+
+		if (realpath(PCSCTAP_BUILDDIR "/tools", build) && !strcmp(self, build))
+			return shim_at(out, PCSCTAP_BUILDDIR, "shim") ? 0 : -ENOENT;
+#endif
+#ifdef PCSCTAP_BINDIR_TO_PKGLIBDIR
+		if (shim_at(out, self, PCSCTAP_BINDIR_TO_PKGLIBDIR))
+			return 0;
+#endif
 	}
-	snprintf(out, len, "%s/libpcsctap.so", PCSCTAP_PKGLIBDIR);
-	if (access(out, R_OK) == 0)
-		return 0;
-	snprintf(out, len, "%s/shim/libpcsctap.so", PCSCTAP_BUILDDIR);
-	if (access(out, R_OK) == 0)
-		return 0;
-	return -ENOENT;
+	return shim_at(out, PCSCTAP_PKGLIBDIR, ".") ? 0 : -ENOENT;
 }
 
 /* NAME=old<sep>value (or value first), keeping what was there. */

@@ -1,7 +1,11 @@
 /*
  * pcapng.h — a minimal pcapng writer (libpcap 1.10 writes classic pcap only),
  * and the Wireshark "exported PDU" records (link type 252) that carry
- * APDUs to the iso7816 dissector.  See /work/shared/NOTES-wireshark.md.
+ * APDUs to the iso7816 dissector.  Wireshark has no ISO 7816 link type;
+ * link type 252 records start with TLVs naming the dissector (tag 12) and
+ * the direction (tag 35), without which iso7816 decodes nothing, so every
+ * record carries both tag 35 and the epb_flags direction (checked with
+ * tshark 4.0, tests/tools/test_export.sh).
  *
  * One section; interfaces may be added at any time before their first
  * packet; timestamps are nanoseconds since the epoch (if_tsresol 9).

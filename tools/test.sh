@@ -1,8 +1,9 @@
 #!/bin/bash
 # test.sh — install, build and run the whole test suite: unit, abi and e2e
-# in build/; a short run of every fuzz target in a clang build
-# (build-fuzz/, suite 'fuzz'); the unit and e2e suites again under ASan
-# and UBSan (build-asan/).  Ends with the line "N passed, N failed[, N
+# in build/; a -Dtests=disabled build installed and used from its DESTDIR;
+# a short run of every fuzz target in a clang build (build-fuzz/, suite
+# 'fuzz'); the unit and e2e suites again under ASan and UBSan
+# (build-asan/).  Ends with the line "N passed, N failed[, N
 # skipped]" counting all of them, and exits non-zero when anything failed.
 # Extra arguments go to the first `meson test` only.
 # PCSCTAP_FUZZ=0 or PCSCTAP_ASAN=0 leave those parts out (never under CI).
@@ -32,6 +33,16 @@ export BED_ROOT
 BED_ROOT=$(mktemp -d /tmp/pcsctap-run.XXXXXX)
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@"
 status=$?
+
+# A -Dtests=disabled build, installed into a DESTDIR and used with its
+# build tree moved away (tests/install/install.sh): one more test.
+bash "$top/tests/install/install.sh" "$build/tests/bed/bedwait"
+case $? in
+0) INSTALL=pass ;;
+77) INSTALL=skip ;;
+*) INSTALL=fail status=1 ;;
+esac
+export INSTALL
 
 # Every fuzz target for -Dfuzz_seconds (12 s) on its corpus.
 if [ "${PCSCTAP_FUZZ:-1}" != 0 ]; then
@@ -100,11 +111,15 @@ for log in sys.argv[1:]:
                 for out in (t.get("stdout") or "").splitlines():
                     if "executions" in out:
                         print(out)
-# The leftover check above counts as one more test.
+# The leftover check above counts as one more test, the install test too.
 if os.environ.get("LEFTOVERS"):
     failed += 1
 else:
     passed += 1
+install = os.environ.get("INSTALL", "fail")
+passed += install == "pass"
+skipped += install == "skip"
+failed += install == "fail"
 # Under CI nothing may be skipped for want of a dependency.
 if os.environ.get("CI") == "true":
     failed += skipped

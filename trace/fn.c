@@ -1,26 +1,12 @@
+/* fn.c — the names of the traced functions (scard_api.def) and their numbers. */
 #include "trace.h"
 
 #include <string.h>
 
 static const char *const fn_names[TRACE_FN_MAX + 1] = {
-	[TRACE_FN_SCardEstablishContext] = "SCardEstablishContext",
-	[TRACE_FN_SCardReleaseContext] = "SCardReleaseContext",
-	[TRACE_FN_SCardIsValidContext] = "SCardIsValidContext",
-	[TRACE_FN_SCardConnect] = "SCardConnect",
-	[TRACE_FN_SCardReconnect] = "SCardReconnect",
-	[TRACE_FN_SCardDisconnect] = "SCardDisconnect",
-	[TRACE_FN_SCardBeginTransaction] = "SCardBeginTransaction",
-	[TRACE_FN_SCardEndTransaction] = "SCardEndTransaction",
-	[TRACE_FN_SCardStatus] = "SCardStatus",
-	[TRACE_FN_SCardGetStatusChange] = "SCardGetStatusChange",
-	[TRACE_FN_SCardControl] = "SCardControl",
-	[TRACE_FN_SCardTransmit] = "SCardTransmit",
-	[TRACE_FN_SCardListReaderGroups] = "SCardListReaderGroups",
-	[TRACE_FN_SCardListReaders] = "SCardListReaders",
-	[TRACE_FN_SCardFreeMemory] = "SCardFreeMemory",
-	[TRACE_FN_SCardCancel] = "SCardCancel",
-	[TRACE_FN_SCardGetAttrib] = "SCardGetAttrib",
-	[TRACE_FN_SCardSetAttrib] = "SCardSetAttrib",
+#define SCARD_FN(name, params, args) [TRACE_FN_##name] = #name,
+#include "scard_api.def"
+#undef SCARD_FN
 };
 
 const char *

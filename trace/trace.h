@@ -30,29 +30,17 @@ enum trace_error {
 };
 
 /*
- * Stable numbering of the traced functions.  The numbers are stored in the
- * trace (calls.fn) and are part of the schema: never renumber.
+ * Stable numbering of the traced functions: the order of scard_api.def,
+ * from 1.  The numbers are stored in the trace (calls.fn) and are part of
+ * the schema: never renumber (tests/trace/test_fn.c holds them).
  */
 enum trace_fn {
-	TRACE_FN_SCardEstablishContext = 1,
-	TRACE_FN_SCardReleaseContext = 2,
-	TRACE_FN_SCardIsValidContext = 3,
-	TRACE_FN_SCardConnect = 4,
-	TRACE_FN_SCardReconnect = 5,
-	TRACE_FN_SCardDisconnect = 6,
-	TRACE_FN_SCardBeginTransaction = 7,
-	TRACE_FN_SCardEndTransaction = 8,
-	TRACE_FN_SCardStatus = 9,
-	TRACE_FN_SCardGetStatusChange = 10,
-	TRACE_FN_SCardControl = 11,
-	TRACE_FN_SCardTransmit = 12,
-	TRACE_FN_SCardListReaderGroups = 13,
-	TRACE_FN_SCardListReaders = 14,
-	TRACE_FN_SCardFreeMemory = 15,
-	TRACE_FN_SCardCancel = 16,
-	TRACE_FN_SCardGetAttrib = 17,
-	TRACE_FN_SCardSetAttrib = 18,
-	TRACE_FN_MAX = 18,
+	TRACE_FN_NONE = 0,
+#define SCARD_FN(name, params, args) TRACE_FN_##name,
+#include "scard_api.def"
+#undef SCARD_FN
+	TRACE_FN_END_,
+	TRACE_FN_MAX = TRACE_FN_END_ - 1,
 };
 
 /** @retval the function's name, or NULL for an unknown number */

@@ -1,16 +1,20 @@
 /*
  * test_bed.c — the test bed itself: stacks start, serve a client, stop
  * without leftovers, and two stacks running at once do not see each
- * other's traffic (Criterion runs these tests in parallel: --jobs 2).
+ * other's traffic (Criterion runs these tests in parallel: --jobs 2; the
+ * two tests prove they overlapped before they assert isolation).
  */
 #include "bed.h"
 
 #include <PCSC/winscard.h>
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct bed bed;
@@ -68,14 +72,88 @@ transmit_tagged(uint8_t tag)
 	cr_assert_not(bed_field(&bed, "APDU", mark, 20, 2, buf, sizeof(buf)), "no foreign APDU: %s", buf);
 }
 
-Test(bed, first_stack, .init = setup, .fini = teardown, .timeout = 60)
+/*
+ * The two stacks overlap only if Criterion really runs both tests at
+ * once.  Each test announces in a directory of this run (made before any
+ * test starts, in the runner) that its stack is up, then that it is done,
+ * and waits for the other's announcements: a test transmits only while
+ * the other stack is up, and stops its own only after the other has
+ * transmitted.  Run one at a time, they fail instead of passing vacuously.
+ */
+static const char *const rendezvous_files[] = { "first.up", "first.done", "second.up", "second.done" };
+static char rendezvous[256];
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
-	transmit_tagged(0x11);
+	const char *root = getenv("BED_ROOT");
+
+	snprintf(rendezvous, sizeof(rendezvous), "%s/pcsctap-bed-overlap.XXXXXX",
+		 root && *root ? root : "/tmp");
+	if (mkdtemp(rendezvous))
+		setenv("BED_RENDEZVOUS", rendezvous, 1);
 }
 
-Test(bed, second_stack, .init = setup, .fini = teardown, .timeout = 60)
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
-	transmit_tagged(0x22);
+	char path[320];
+
+	if (!getenv("BED_RENDEZVOUS"))
+		return;
+	for (size_t i = 0; i < sizeof(rendezvous_files) / sizeof(rendezvous_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", rendezvous, rendezvous_files[i]);
+		unlink(path);
+	}
+	rmdir(rendezvous);
+}
+
+static void
+announce(const char *self, const char *what)
+{
+	char path[320];
+	FILE *f;
+
+	cr_assert_not_null(getenv("BED_RENDEZVOUS"), "the run's rendezvous directory");
+	snprintf(path, sizeof(path), "%s/%s.%s", getenv("BED_RENDEZVOUS"), self, what);
+	f = fopen(path, "we");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fclose(f);
+}
+
+/* Wait, with a bound, for the other test's announcement. */
+static void
+await(const char *other, const char *what)
+{
+	const struct timespec tenth = { 0, 100 * 1000 * 1000 };
+	char path[320];
+
+	snprintf(path, sizeof(path), "%s/%s.%s", getenv("BED_RENDEZVOUS"), other, what);
+	for (int i = 0; i < 400; i++) {
+		if (access(path, F_OK) == 0)
+			return;
+		nanosleep(&tenth, NULL);
+	}
+	cr_assert_fail("%s_stack never announced '%s' within 40 s: the stacks did not overlap "
+		       "(run with --jobs 2)", other, what);
+}
+
+static void
+overlapping(const char *self, const char *other, uint8_t tag)
+{
+	announce(self, "up");
+	await(other, "up");
+	transmit_tagged(tag);
+	announce(self, "done");
+	await(other, "done");
+}
+
+Test(bed, first_stack, .init = setup, .fini = teardown, .timeout = 90)
+{
+	overlapping("first", "second", 0x11);
+}
+
+Test(bed, second_stack, .init = setup, .fini = teardown, .timeout = 90)
+{
+	overlapping("second", "first", 0x22);
 }
 
 /* The PID that stack.sh recorded for one of its processes ("pcscd", "card"). */

@@ -5,9 +5,10 @@
       a transparent vpcd relay: waits for a card (e.g. stock vicc) on
       LISTEN_PORT, connects it to the reader on READER_PORT and logs what the
       reader sends, in the test card's format (mono_ns, KIND, hex, answer, text)
-  cards.py hostile MODE PORT
+  cards.py hostile MODE PORT [LOG]
       a misbehaving card: garbage | zero | oversized | midframe | slow |
-      silent | unasked | tiny
+      silent | unasked | tiny; logs CONNECTED and each message it gets to
+      LOG, in the same format, so that a test can see it was polled
 """
 import os
 import socket
@@ -38,6 +39,16 @@ def nodelay(s):
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def log_line(logf, kind, data=b""):
+    if logf:
+        logf.write("%d\t%s\t%s\t\t\n" % (time.monotonic_ns(), kind, data.hex().upper()))
+        logf.flush()
+
+
+def frame_kind(frame):
+    return KINDS.get(frame[0], "CONTROL") if len(frame) == 1 else "APDU"
+
+
 def relay(reader_port, listen_port, log):
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -65,23 +76,24 @@ def relay(reader_port, listen_port, log):
         try:
             while True:
                 frame = read_frame(reader)
-                kind = KINDS.get(frame[0], "CONTROL") if len(frame) == 1 else "APDU"
-                logf.write("%d\t%s\t%s\t\t\n" % (time.monotonic_ns(), kind, frame.hex().upper()))
-                logf.flush()
+                log_line(logf, frame_kind(frame), frame)
                 card.sendall(struct.pack(">H", len(frame)) + frame)
         except (EOFError, OSError):
             pass
         card.close()
 
 
-def hostile(mode, port):
+def hostile(mode, port, log=None):
+    logf = open(log, "a") if log else None
     s = socket.create_connection(("127.0.0.1", port))
     nodelay(s)
+    log_line(logf, "CONNECTED")
     if mode == "unasked":
         s.sendall(b"\x00\x02\x90\x00" * 4)
     try:
         while True:
             frame = read_frame(s)
+            log_line(logf, frame_kind(frame), frame)
             if len(frame) == 1 and frame[0] not in (4,):
                 continue            # power, reset, markers: no answer
             if mode == "garbage":
@@ -111,4 +123,4 @@ def hostile(mode, port):
 if sys.argv[1] == "relay":
     relay(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
 else:
-    hostile(sys.argv[2], int(sys.argv[3]))
+    hostile(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)

@@ -12,7 +12,7 @@ pcsctap=$(realpath "$1") call=$(realpath "$2") shim=$3
 # the traced command gets it (it is ours), not sqlite3 or the shell.
 asan=$(ldd "$shim" | awk '/libasan/ { print $3 }')
 run() {
-	LD_PRELOAD=${asan:+$asan${LD_PRELOAD:+:$LD_PRELOAD}} "$pcsctap" run "$@"
+	PCSCTAP_SHIM=$shim LD_PRELOAD=${asan:+$asan${LD_PRELOAD:+:$LD_PRELOAD}} "$pcsctap" run "$@"
 }
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pcsctap-symlink.XXXXXX")
 trap 'rm -rf "$dir"' EXIT

@@ -5,22 +5,16 @@
 #include "platform.h"
 
 #include <stdio.h>
-#include <string.h>
-
-static void
-print_other(const char *name)
-{
-	/* The PCI structures are the only data of the ABI. */
-	printf("%s %s\n", name, strncmp(name, "g_rgSCard", 9) ? "func" : "data");
-}
 
 int
 main(void)
 {
 #define SCARD_FN(name, params, args) printf("%s func\n", #name);
-#define SCARD_OTHER(name) print_other(#name);
+#define SCARD_FORWARD(type, name, params, args, stub) printf("%s func\n", #name);
+#define SCARD_PCI(name, protocol) printf("%s data\n", #name);
 #include "scard_api.def"
 #undef SCARD_FN
-#undef SCARD_OTHER
+#undef SCARD_FORWARD
+#undef SCARD_PCI
 	return 0;
 }

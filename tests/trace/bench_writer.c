@@ -12,6 +12,7 @@
  * Targets (2 cores): >= 300,000 calls/s small, median enqueue <= 300 ns.
  * Usage: bench_writer [calls]   (default 1,000,000)
  */
+#include "rss.h"
 #include "trace.h"
 
 #include <inttypes.h>
@@ -30,22 +31,6 @@ now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static long
-rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-
-	while (f && fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "VmRSS:", 6))
-			v = strtol(line + 6, NULL, 10);
-	}
-	if (f)
-		fclose(f);
-	return v;
 }
 
 static long

@@ -5,6 +5,7 @@
  * constant memory while streaming a large trace.
  */
 #include "helpers.h"
+#include "rss.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -263,22 +264,6 @@ Test(reader, misuse)
 	trace_iter_end(NULL);
 	trace_reader_close(r);
 	trace_reader_close(NULL);
-}
-
-static long
-rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-
-	while (f && fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "VmRSS:", 6))
-			v = strtol(line + 6, NULL, 10);
-	}
-	if (f)
-		fclose(f);
-	return v;
 }
 
 /* Streaming 1M calls: memory after 10% and at the end are the same. */
