@@ -33,7 +33,7 @@ print_row(FILE *f, const struct tap_input *in, int file, const struct trace_sess
 {
 	const char *share = pcsc_share_name(s->share_mode);
 	const char *disp = s->end_ns ? pcsc_disposition_name(s->disposition) : NULL;
-	char proto[64], when[64], dur[32];
+	char proto[64], when[64], dur[32], process[17], reader[29];
 
 	pcsc_protocol_text(s->active_protocol, proto, sizeof(proto));
 	if (json) {
@@ -65,8 +65,9 @@ print_row(FILE *f, const struct tap_input *in, int file, const struct trace_sess
 	}
 	fprintf(f, "%8" PRId64 "  %-16.16s %7" PRId64 "  %-28.28s %-9s %-9.9s %s  %10s %7" PRId64
 		" %5" PRId64 "  %-8s %4" PRId64 "\n",
-		s->id, s->process ? s->process : tap_process_name(in, file, s->pid), s->pid,
-		s->reader ? s->reader : "?", share ? share : "?", proto,
+		s->id, text_escape(s->process ? s->process : tap_process_name(in, file, s->pid),
+				   process, sizeof(process)), s->pid,
+		text_escape(s->reader, reader, sizeof(reader)), share ? share : "?", proto,
 		fmt_wall(s->start_wall_ns, when, sizeof(when)),
 		s->end_ns ? fmt_duration(s->end_ns - s->start_ns, dur, sizeof(dur)) : "open",
 		s->n_apdus, s->n_transactions, s->end_ns ? (disp ? disp : "?") : "-", s->n_markers);

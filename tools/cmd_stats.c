@@ -175,10 +175,11 @@ print_text(const struct stats *st, const struct tap_input *in)
 	printf("\n%-24s %9s %7s %12s %9s\n", "PROCESS", "CALLS", "ERRORS", "IN PC/SC", "APDUS");
 	for (size_t i = 0; i < st->n_procs; i++) {
 		const struct proc_stat *p = &st->procs[i];
-		char name[64];
+		char name[64], process[40];
 
 		snprintf(name, sizeof(name), "%s[%" PRId64 "]",
-			 tap_process_name(in, p->file, p->pid), p->pid);
+			 text_escape(tap_process_name(in, p->file, p->pid), process, sizeof(process)),
+			 p->pid);
 		printf("%-24s %9" PRIu64 " %7" PRIu64 " %12s %9" PRIu64 "\n", name, p->calls,
 		       p->errors, fmt_duration(p->busy_ns, a, sizeof(a)), p->apdus);
 	}

@@ -1,0 +1,90 @@
+#!/bin/sh
+# Hostile and odd traces against show, sessions, stats and export: bytes
+# that a terminal would obey, drops, oversized records, an output that is
+# an input, bad paths.  Traces are written by gen_trace or by a real
+# client under `pcsctap run`, then made hostile with sqlite3 where a real
+# writer cannot produce the case.
+# usage: test_hostile.sh PCSCTAP GEN_TRACE
+set -u
+PCSCTAP=$1
+GEN=$2
+for tool in sqlite3 opensc-tool; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		if [ "${CI:-}" = true ]; then
+			echo "Bail out! $tool is missing (CI=true)"
+			exit 1
+		fi
+		echo "1..0 # SKIP $tool not installed"
+		exit 77
+	fi
+done
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+n=0
+fails=0
+ok() {
+	n=$((n + 1))
+	echo "ok $n - $1"
+}
+fail() {
+	n=$((n + 1))
+	fails=$((fails + 1))
+	echo "not ok $n - $1"
+}
+check() {
+	d=$1
+	shift
+	if "$@"; then ok "$d"; else fail "$d"; fi
+}
+ESC=$(printf '\033')
+BEL=$(printf '\007')
+# no_controls FILE: no byte below 0x20 but newline, no DEL, nothing above 0x7E
+no_controls() {
+	! LC_ALL=C grep -q "$(printf '[\001-\011\013-\037\177-\377]')" "$1"
+}
+
+# --- item: bytes from a trace are escaped in text output -----------------
+# A real program with a name that sets the title and clears the screen,
+# traced by the real shim (no pcscd: its one call fails, and is recorded).
+EVIL="$T/evil${ESC}]0;pwned${BEL}${ESC}[2J"
+cp "$(command -v opensc-tool)" "$EVIL"
+PCSCLITE_CSOCK_NAME=$T/no-pcscd "$PCSCTAP" run -o "$T/evil.db" -- "$EVIL" -l >/dev/null 2>&1
+check "set-up: the evil program was traced" \
+	sh -c "sqlite3 '$T/evil.db' 'select count(*) from calls' | grep -qv '^0$'"
+"$PCSCTAP" show "$T/evil.db" >"$T/out" 2>&1
+check "show: the process name is escaped" grep -q 'evil\\x1b\]0;pwned\\x07\\x1b\[2J\[' "$T/out"
+check "show: no control byte printed" no_controls "$T/out"
+"$PCSCTAP" stats "$T/evil.db" >"$T/out" 2>&1
+check "stats: the process name is escaped" grep -q 'evil\\x1b' "$T/out"
+check "stats: no control byte printed" no_controls "$T/out"
+
+# A crafted trace: a reader name with ESC and a newline that forges a line.
+"$GEN" --calls 60 "$T/reader.db" || { echo "Bail out! gen_trace"; exit 1; }
+sqlite3 "$T/reader.db" "update calls set reader = 'Evil' || char(27) || '[2J' || char(10) || '+9.000000 forged SCardConnect' where reader is not null;
+update reader_states set reader = 'R' || char(27) || ']0;t' || char(7);
+update markers set reader = 'M' || char(27) || '[31m' where reader is not null;
+update processes set exe = '/bin/p' || char(27) || 'c' || cast(x'9b' as text) || '2J',
+	name = 'p' || char(27) || 'c' || cast(x'9b' as text) || '2J';"
+lines=$("$PCSCTAP" show --function Connect "$T/reader.db" | wc -l)
+"$PCSCTAP" show "$T/reader.db" >"$T/out" 2>&1
+check "show: reader name escaped" grep -q 'reader="Evil\\x1b\[2J\\n+9.000000 forged SCardConnect"' "$T/out"
+check "show: reader-state name escaped" grep -q '{"R\\x1b\]0;t\\x07"' "$T/out"
+check "show: marker reader escaped" grep -q 'reader="M\\x1b\[31m"' "$T/out"
+check "show: a byte above 0x7E escaped" grep -q 'p\\x1bc\\x9b2J\[' "$T/out"
+check "show: no forged line" sh -c "! grep -q '^+9.000000 forged' '$T/out'"
+check "show --function Connect: one line per call ($lines)" [ "$lines" -eq 4 ]
+check "show: no control byte printed" no_controls "$T/out"
+"$PCSCTAP" sessions "$T/reader.db" >"$T/out" 2>&1
+check "sessions: names escaped" grep -q 'p\\x1bc\\x9b2J .*Evil\\x1b\[2J\\n+9.00' "$T/out"
+check "sessions: no control byte printed" no_controls "$T/out"
+"$PCSCTAP" stats "$T/reader.db" >"$T/out" 2>&1
+check "stats: no control byte printed" no_controls "$T/out"
+"$PCSCTAP" show --json "$T/reader.db" >"$T/out" 2>&1
+check "show --json: still valid JSON with the raw name" python3 -c '
+import json, sys
+names = {json.loads(l).get("reader") for l in open(sys.argv[1], errors="surrogateescape")}
+assert "Evil\x1b[2J\n+9.000000 forged SCardConnect" in names, names
+' "$T/out"
+
+echo "1..$n"
+[ "$fails" -eq 0 ]
