@@ -11,7 +11,7 @@
 #include "pcapng.h"
 #include "pcscnames.h"
 #include "render.h"
-#include "tapin.h"
+#include "events.h"
 #include "textout.h"
 
 #include <errno.h>

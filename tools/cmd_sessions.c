@@ -4,7 +4,7 @@
  */
 #include "commands.h"
 #include "pcscnames.h"
-#include "tapin.h"
+#include "events.h"
 #include "textout.h"
 
 #include <getopt.h>

@@ -8,7 +8,7 @@
 #include "marker.h"
 #include "pcscnames.h"
 #include "render.h"
-#include "tapin.h"
+#include "events.h"
 #include "textout.h"
 
 #include <errno.h>

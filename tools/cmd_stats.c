@@ -8,7 +8,7 @@
 #include "apdu.h"
 #include "commands.h"
 #include "pcscnames.h"
-#include "tapin.h"
+#include "events.h"
 #include "textout.h"
 
 #include <getopt.h>

@@ -1,7 +1,7 @@
 /* render.h — human text for trace events (see render.c). */
 #pragma once
 
-#include "tapin.h"
+#include "events.h"
 
 #include <stdbool.h>
 #include <stdio.h>
