@@ -140,7 +140,7 @@ tap_stream_open(struct tap_stream **out, struct tap_input *in,
 	/* Only calls have a function. */
 	if (s->sel.fn)
 		s->sel.kinds &= TAP_CALL;
-	s->handles = tap_handles_new();
+	s->handles = tap_handles_new(in);
 	if (!s->handles) {
 		rc = -ENOMEM;
 		goto out;
@@ -217,34 +217,39 @@ contains(const struct trace_blob *b, const uint8_t *needle, size_t len)
 	return b->data && b->len >= len && memmem(b->data, b->len, needle, len);
 }
 
-/* The filters the reader was not trusted with; fills ev->reader. */
-static bool
+/*
+ * The filters the reader was not trusted with; fills ev->reader.
+ * @retval 1 keep, 0 skip, <0 a reader error
+ */
+static int
 keep(struct tap_stream *s, struct tap_event *ev)
 {
 	const struct tap_select *sel = &s->sel;
 
 	if (sel->pid && ev->pid != sel->pid && !(s->by_session && ev->kind == TAP_WIRE))
-		return false;
+		return 0;
 	if (sel->since_ns && ev->t_ns < sel->since_ns)
-		return false;
+		return 0;
 	if (sel->until_ns && ev->t_ns > sel->until_ns)
-		return false;
+		return 0;
 	switch (ev->kind) {
 	case TAP_CALL: {
 		const struct trace_call *c = &ev->call->call;
+		int rc = tap_handles_feed(s->handles, ev->file, ev->call, &ev->reader);
 
-		ev->reader = tap_handles_feed(s->handles, ev->file, ev->call);
+		if (rc < 0)
+			return rc;
 		if (sel->fn && c->fn != sel->fn)
-			return false;
+			return 0;
 		if (s->by_session) {
 			if (ev->file != s->s_file || ev->pid != s->s_pid ||
 			    !(c->present & TRACE_HAS_CARD) || c->card != s->s_card ||
 			    ev->t_ns < s->s_start || (s->s_end && ev->t_ns > s->s_end))
-				return false;
+				return 0;
 		}
 		if (sel->grep_len && !contains(&c->in, sel->grep, sel->grep_len) &&
 		    !contains(&c->out, sel->grep, sel->grep_len))
-			return false;
+			return 0;
 		break;
 	}
 	case TAP_MARKER: {
@@ -253,9 +258,9 @@ keep(struct tap_stream *s, struct tap_event *ev)
 		ev->reader = m->reader;
 		if (s->by_session && (ev->file != s->s_file || ev->pid != s->s_pid ||
 				      m->card != s->s_card))
-			return false;
+			return 0;
 		if (sel->grep_len && !contains(&m->body, sel->grep, sel->grep_len))
-			return false;
+			return 0;
 		break;
 	}
 	default: {
@@ -263,16 +268,16 @@ keep(struct tap_stream *s, struct tap_event *ev)
 
 		ev->reader = w->reader;
 		if (s->by_session && s->s_reader && (!w->reader || strcmp(w->reader, s->s_reader)))
-			return false;
+			return 0;
 		if (sel->grep_len && !contains(&w->sent, sel->grep, sel->grep_len) &&
 		    !contains(&w->received, sel->grep, sel->grep_len))
-			return false;
+			return 0;
 		break;
 	}
 	}
 	if (sel->reader && (!ev->reader || strcmp(ev->reader, sel->reader)))
-		return false;
-	return true;
+		return 0;
+	return 1;
 }
 
 int
@@ -327,8 +332,11 @@ tap_stream_next(struct tap_stream *s, struct tap_event *ev, int *err_file)
 			ev->wall_ns = best->row.wire.wire.wall_ns;
 			break;
 		}
-		if (keep(s, ev))
-			return 1;
+		rc = keep(s, ev);
+		if (rc < 0)
+			*err_file = ev->file;
+		if (rc != 0)
+			return rc;
 	}
 }
 

@@ -19,7 +19,7 @@ for tool in sqlite3 opensc-tool; do
 	fi
 done
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 n=0
 fails=0
 ok() {
@@ -85,6 +85,55 @@ import json, sys
 names = {json.loads(l).get("reader") for l in open(sys.argv[1], errors="surrogateescape")}
 assert "Evil\x1b[2J\n+9.000000 forged SCardConnect" in names, names
 ' "$T/out"
+
+# --- item: reader attribution does not depend on the window --------------
+"$GEN" --calls 200 --processes 2 "$T/a.db" || { echo "Bail out! gen_trace"; exit 1; }
+R='Virtual PCD 00 01'
+"$PCSCTAP" show --reader "$R" "$T/a.db" >"$T/full" 2>&1
+"$PCSCTAP" show --json --reader "$R" "$T/a.db" >"$T/full.json" 2>&1
+# a time inside a session, after its Connect: the 6th event of the reader
+cut_rel=$(sed -n 6p "$T/full" | awk '{ print $1 }' | tr -d +)
+cut_ns=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[5])["t_ns"])' "$T/full.json")
+check "set-up: the cut ($cut_rel s) is inside a session" sh -c "sed -n 6p '$T/full' | grep -q SCardTransmit"
+awk -v t="$cut_rel" '{ v = $1; sub(/^\+/, "", v); if (v + 0 >= t + 0) print }' "$T/full" >"$T/want"
+"$PCSCTAP" show --reader "$R" --since "$cut_rel" "$T/a.db" >"$T/out" 2>&1
+check "show --reader --since: every call of the session kept ($(wc -l <"$T/out") of $(wc -l <"$T/want"))" \
+	cmp -s "$T/want" "$T/out"
+"$PCSCTAP" show --json "$T/a.db" >"$T/all.json" 2>&1
+"$PCSCTAP" show --json --since "$cut_rel" "$T/a.db" >"$T/out" 2>&1
+check "show --json --since: each call has the reader it has without --since" python3 -c '
+import json, sys
+full = {r["id"]: r["reader"] for r in map(json.loads, open(sys.argv[1])) if r["type"] == "call"}
+rows = [r for r in map(json.loads, open(sys.argv[2])) if r["type"] == "call"]
+assert len(rows) > 100 and sum(r["reader"] is not None for r in rows) > 90, len(rows)
+bad = [r for r in rows if r["reader"] != full[r["id"]]]
+assert not bad, bad[0]
+' "$T/all.json" "$T/out"
+"$PCSCTAP" show --reader "$R" --function Transmit "$T/a.db" >"$T/out" 2>&1
+check "show --reader --function Transmit: all of them" \
+	[ "$(wc -l <"$T/out")" -eq "$(grep -c SCardTransmit "$T/full")" ]
+# --follow: the trace first ends inside a session, the rest arrives later.
+sqlite3 "$T/a.db" ".backup '$T/f.db'"
+sqlite3 "$T/f.db" "delete from reader_states where call_id in (select id from calls where t_enter_ns >= $cut_ns);
+delete from calls where t_enter_ns >= $cut_ns; delete from markers where t_ns >= $cut_ns;"
+: >"$T/follow"
+"$PCSCTAP" show --follow --reader "$R" "$T/f.db" >>"$T/follow" 2>&1 &
+follow_pid=$!
+i=0
+while [ "$(wc -l <"$T/follow")" -lt 5 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "set-up: --follow printed the first part ($(wc -l <"$T/follow") lines)" [ "$(wc -l <"$T/follow")" -eq 5 ]
+sqlite3 "$T/f.db" "attach '$T/a.db' as o;
+insert into calls select * from o.calls where t_enter_ns >= $cut_ns;
+insert into reader_states select * from o.reader_states where call_id in (select id from o.calls where t_enter_ns >= $cut_ns);
+insert into markers select * from o.markers where t_ns >= $cut_ns;"
+want=$(wc -l <"$T/full")
+i=0
+while [ "$(wc -l <"$T/follow")" -lt "$want" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5	# one more poll: nothing beyond
+kill "$follow_pid"
+wait "$follow_pid" 2>/dev/null
+check "show --follow --reader: the same lines as without --follow ($(wc -l <"$T/follow") of $want)" \
+	cmp -s "$T/full" "$T/follow"
 
 echo "1..$n"
 [ "$fails" -eq 0 ]
