@@ -3,8 +3,9 @@
  * (SCardConnect → SCardDisconnect), from the trace's `sessions` view.
  */
 #include "commands.h"
-#include "pcscnames.h"
 #include "events.h"
+#include "pcscnames.h"
+#include "render.h"
 #include "textout.h"
 
 #include <getopt.h>
@@ -87,7 +88,8 @@ cmd_sessions(int argc, char **argv)
 	struct trace_iter *it = NULL;
 	struct trace_filter filter = { 0 };
 	bool json = false;
-	int64_t rows = 0;
+	struct render drops = { .out = stdout };
+	int64_t rows = 0, dropped;
 	int status = PCSCTAP_EXIT_OK;
 	int opt, rc, file;
 
@@ -144,6 +146,10 @@ cmd_sessions(int argc, char **argv)
 	}
 	if (!json)
 		printf("%" PRId64 " session%s\n", rows, rows == 1 ? "" : "s");
+	drops.in = in;
+	rc = render_drops(&drops, json ? DROPS_JSON_LINES : DROPS_TEXT, NULL, &dropped, &file);
+	if (rc < 0)
+		status = tap_input_fail(in, "sessions", file, rc);
 out:
 	if (it)
 		trace_iter_end(it);

@@ -7,8 +7,9 @@
  */
 #include "apdu.h"
 #include "commands.h"
-#include "pcscnames.h"
 #include "events.h"
+#include "pcscnames.h"
+#include "render.h"
 #include "textout.h"
 
 #include <getopt.h>
@@ -207,6 +208,22 @@ print_text(const struct stats *st, const struct tap_input *in)
 	printf("\n%" PRIu64 " calls, %" PRIu64 " APDUs\n", st->calls, st->apdus);
 }
 
+/* The text's last lines, or the JSON's "drops" and "dropped".  @retval 0 or a reader error */
+static int
+print_drops(struct tap_input *in, bool json, int *err_file)
+{
+	struct render r = { .out = stdout, .in = in };
+	int64_t total;
+	int rc;
+
+	if (json)
+		fputs(",\"drops\":[", stdout);
+	rc = render_drops(&r, json ? DROPS_JSON_ARRAY : DROPS_TEXT, NULL, &total, err_file);
+	if (json)
+		printf("],\"dropped\":%" PRId64 "}\n", rc < 0 ? 0 : total);
+	return rc;
+}
+
 static void
 print_json(const struct stats *st, const struct tap_input *in)
 {
@@ -261,7 +278,7 @@ print_json(const struct stats *st, const struct tap_input *in)
 		printf(",\"count\":%" PRIu64 "}", st->sw[sw]);
 		first = false;
 	}
-	fputs("]}\n", stdout);
+	fputc(']', stdout);
 }
 
 static void
@@ -345,6 +362,9 @@ cmd_stats(int argc, char **argv)
 		print_json(st, in);
 	else
 		print_text(st, in);
+	rc = print_drops(in, json, &err_file);
+	if (rc < 0)
+		status = tap_input_fail(in, "stats", err_file, rc);
 out:
 	tap_stream_close(stream);
 	tap_input_close(in);

@@ -179,7 +179,7 @@ tap_input_count(const struct tap_input *in)
 }
 
 struct trace_reader *
-tap_input_reader(struct tap_input *in, int file)
+tap_input_reader(const struct tap_input *in, int file)
 {
 	return in->files[file].r;
 }

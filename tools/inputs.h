@@ -22,7 +22,7 @@ struct tap_input;
 int tap_input_open(struct tap_input **out, const char *cmd, char **paths, int n);
 void tap_input_close(struct tap_input *in);
 int tap_input_count(const struct tap_input *in);
-struct trace_reader *tap_input_reader(struct tap_input *in, int file);
+struct trace_reader *tap_input_reader(const struct tap_input *in, int file);
 const char *tap_input_path(const struct tap_input *in, int file);
 
 /* The base name of the process's executable, or "?" when not recorded. */

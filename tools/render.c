@@ -321,3 +321,52 @@ render_wire(struct render *sh, const struct tap_event *ev)
 	fputc('\n', f);
 }
 
+
+int
+render_drops(struct render *sh, enum drops_format format, size_t *seen,
+	     int64_t *total, int *err_file)
+{
+	FILE *f = sh->out;
+	size_t written = 0;
+	int rc = 0;
+
+	*total = 0;
+	for (int file = 0; file < tap_input_count(sh->in) && rc == 0; file++) {
+		struct trace_iter *it = NULL;
+		struct trace_drop d;
+		size_t row = 0;
+		char when[64];
+
+		*err_file = file;
+		rc = trace_iter_drops(tap_input_reader(sh->in, file), &it);
+		if (rc < 0)
+			break;
+		while ((rc = trace_iter_drop_next(it, &d)) > 0) {
+			if (seen && row++ < seen[file])
+				continue;
+			if (seen)
+				seen[file]++;
+			*total += d.count;
+			if (format != DROPS_TEXT) {
+				if (format == DROPS_JSON_ARRAY && written)
+					fputc(',', f);
+				fprintf(f, "{\"type\":\"drops\",\"file\":%d,\"pid\":%" PRId64
+					",\"process\":", file, d.pid);
+				json_string(f, tap_process_name(sh->in, file, d.pid));
+				fprintf(f, ",\"wall_ns\":%" PRId64 ",\"count\":%" PRId64 "}%s",
+					d.wall_ns, d.count, format == DROPS_JSON_LINES ? "\n" : "");
+				written++;
+				continue;
+			}
+			paint(sh, C_RED);
+			fprintf(f, "dropped: %" PRId64 " event%s of ", d.count, d.count == 1 ? "" : "s");
+			text_put(f, tap_process_name(sh->in, file, d.pid));
+			fprintf(f, "[%" PRId64 "] %s not in the trace (%s)", d.pid,
+				d.count == 1 ? "is" : "are", fmt_wall(d.wall_ns, when, sizeof(when)));
+			paint(sh, C_OFF);
+			fputc('\n', f);
+		}
+		trace_iter_end(it);
+	}
+	return rc < 0 ? rc : 0;
+}

@@ -135,5 +135,39 @@ wait "$follow_pid" 2>/dev/null
 check "show --follow --reader: the same lines as without --follow ($(wc -l <"$T/follow") of $want)" \
 	cmp -s "$T/full" "$T/follow"
 
+# --- item: dropped events are shown by every reader ----------------------
+"$GEN" --calls 60 "$T/d.db" || { echo "Bail out! gen_trace"; exit 1; }
+dpid=$(sqlite3 "$T/d.db" "select pid from processes limit 1")
+sqlite3 "$T/d.db" "insert into drops values($dpid, 1796180000000000000, 7); insert into drops values($dpid, 1796180001000000000, 1);"
+for c in show sessions stats; do
+	"$PCSCTAP" $c "$T/d.db" >"$T/out" 2>&1
+	check "$c: the drops are said" sh -c "grep -q '^dropped: 7 events of gen_trace\[$dpid\] are not in the trace (' '$T/out' &&
+		grep -q '^dropped: 1 event of gen_trace\[$dpid\] is not in the trace (' '$T/out'"
+done
+"$PCSCTAP" show --json "$T/d.db" >"$T/out" 2>&1
+check "show --json: a drops object per row" python3 -c '
+import json, sys
+d = [o for o in map(json.loads, open(sys.argv[1])) if o["type"] == "drops"]
+assert [(o["pid"], o["count"]) for o in d] == [(int(sys.argv[2]), 7), (int(sys.argv[2]), 1)], d
+' "$T/out" "$dpid"
+"$PCSCTAP" sessions --json "$T/d.db" >"$T/out" 2>&1
+check "sessions --json: a drops object per row" python3 -c '
+import json, sys
+d = [o for o in map(json.loads, open(sys.argv[1])) if o.get("type") == "drops"]
+assert sum(o["count"] for o in d) == 8, d
+' "$T/out"
+"$PCSCTAP" stats --json "$T/d.db" >"$T/out" 2>&1
+check "stats --json: dropped and drops" python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["dropped"] == 8 and len(o["drops"]) == 2 and o["calls"] > 0, o
+' "$T/out"
+"$PCSCTAP" stats --json "$T/a.db" >"$T/out" 2>&1
+check "stats --json: dropped 0 without drops" python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["dropped"] == 0 and o["drops"] == [], o
+' "$T/out"
+
 echo "1..$n"
 [ "$fails" -eq 0 ]
