@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "commands.h"
+#include "outfile.h"
 #include "pcapng.h"
 #include "pcscnames.h"
 #include "render.h"
@@ -15,13 +16,11 @@
 #include "textout.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_IFACES 256
 #define GLOBAL_IFACE "PC/SC"
@@ -262,26 +261,12 @@ usage(FILE *f)
 }
 
 static int
-sink_open(struct sink *k, const char *path, bool ng)
+sink_open(struct sink *k, FILE *f, bool ng)
 {
 	int rc = 0;
 
 	k->ng = ng;
-	if (!strcmp(path, "-")) {
-		k->f = stdout;
-	} else {
-		/* 0644 like any capture; O_NOFOLLOW: never write through a symlink. */
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-
-		if (fd < 0)
-			return -errno;
-		k->f = fdopen(fd, "wb");
-		if (!k->f) {
-			rc = -errno;
-			close(fd);
-			goto out;
-		}
-	}
+	k->f = f;
 	k->text_f = open_memstream(&k->text, &k->text_size);
 	if (!k->text_f) {
 		rc = -ENOMEM;
@@ -304,9 +289,12 @@ out:
 	return rc;
 }
 
-/* @retval 0, or -EIO when anything was lost */
+/*
+ * Flush everything into the output (whose FILE the outfile closes, unless
+ * libpcap did: then out->f is cleared).  @retval 0, or -EIO when anything was lost
+ */
 static int
-sink_close(struct sink *k)
+sink_close(struct sink *k, struct outfile *out)
 {
 	int rc = 0;
 
@@ -317,14 +305,10 @@ sink_close(struct sink *k)
 			rc = -EIO;
 		/* pcap_dump_close() closes the FILE. */
 		pcap_dump_close(k->dump);
-		k->f = NULL;
+		out->f = NULL;
 	}
 	if (k->dead)
 		pcap_close(k->dead);
-	if (k->f && k->f != stdout && fclose(k->f) != 0)
-		rc = -EIO;
-	if (k->f == stdout && (fflush(stdout) != 0 || ferror(stdout)))
-		rc = -EIO;
 	if (k->text_f)
 		fclose(k->text_f);
 	free(k->text);
@@ -347,6 +331,7 @@ cmd_export(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct exporter x = { 0 };
+	struct outfile file = { 0 };
 	struct tap_select sel = { .kinds = TAP_ALL };
 	struct tap_stream *stream = NULL;
 	struct tap_event ev;
@@ -409,11 +394,14 @@ cmd_export(int argc, char **argv)
 		goto out;
 	}
 	/* Opened only once the input is known good, so errors leave no file. */
-	rc = sink_open(&x.sink, output, ng);
+	status = outfile_open(&file, "export", output, x.in);
+	if (status != PCSCTAP_EXIT_OK)
+		goto out;
+	rc = sink_open(&x.sink, file.f, ng);
 	opened = true;
 	if (rc < 0) {
 		fprintf(stderr, "pcsctap export: %s: %s\n", output, strerror(-rc));
-		status = PCSCTAP_EXIT_OUTPUT;
+		status = PCSCTAP_EXIT_RUNTIME;
 		goto out;
 	}
 	x.r.out = x.sink.text_f;
@@ -439,8 +427,13 @@ cmd_export(int argc, char **argv)
 	}
 out:
 	tap_stream_close(stream);
-	if (opened && sink_close(&x.sink) < 0 && status == PCSCTAP_EXIT_OK) {
+	if (opened && sink_close(&x.sink, &file) < 0 && status == PCSCTAP_EXIT_OK) {
 		fprintf(stderr, "pcsctap export: %s: error writing the capture\n", output);
+		status = PCSCTAP_EXIT_OUTPUT;
+	}
+	rc = outfile_close(&file, status == PCSCTAP_EXIT_OK);
+	if (rc < 0 && status == PCSCTAP_EXIT_OK) {
+		fprintf(stderr, "pcsctap export: %s: %s\n", output, strerror(-rc));
 		status = PCSCTAP_EXIT_OUTPUT;
 	}
 	if (status == PCSCTAP_EXIT_OK && strcmp(output, "-"))

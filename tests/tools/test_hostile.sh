@@ -8,7 +8,7 @@
 set -u
 PCSCTAP=$1
 GEN=$2
-for tool in sqlite3 opensc-tool; do
+for tool in sqlite3 opensc-tool tshark; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		if [ "${CI:-}" = true ]; then
 			echo "Bail out! $tool is missing (CI=true)"
@@ -168,6 +168,48 @@ import json, sys
 o = json.load(open(sys.argv[1]))
 assert o["dropped"] == 0 and o["drops"] == [], o
 ' "$T/out"
+
+# --- item: export never destroys an input, writes whole files only --------
+"$GEN" --calls 60 "$T/in.db" || { echo "Bail out! gen_trace"; exit 1; }
+sqlite3 "$T/in.db" ".backup '$T/del.db'"
+sqlite3 "$T/del.db" "pragma journal_mode=delete" >/dev/null
+for db in in.db del.db; do
+	mode=$(sqlite3 "$T/$db" "pragma journal_mode")
+	before=$(sha256sum <"$T/$db")
+	"$PCSCTAP" export -o "$T/$db" "$T/$db" >"$T/out" 2>"$T/err"
+	rc=$?
+	check "export -o INPUT INPUT ($mode journal) is a usage error (rc $rc)" [ "$rc" -eq 1 ]
+	check "export -o INPUT INPUT ($mode journal): says why" grep -q "in\.db: is one of the inputs\|del\.db: is one of the inputs" "$T/err"
+	check "export -o INPUT INPUT ($mode journal): the input is intact" [ "$(sha256sum <"$T/$db")" = "$before" ]
+	check "export -o INPUT INPUT ($mode journal): still a trace" sh -c "'$PCSCTAP' stats '$T/$db' >/dev/null 2>&1"
+done
+"$PCSCTAP" export -o "$T/in.db" "$T/a.db" "$T/in.db" >/dev/null 2>"$T/err"
+check "export: the second input as output is refused too (rc $?)" grep -q 'is one of the inputs' "$T/err"
+ln "$T/in.db" "$T/hard.db"
+"$PCSCTAP" export -o "$T/hard.db" "$T/in.db" >/dev/null 2>"$T/err"
+check "export: a hard link to an input is refused" grep -q 'is one of the inputs' "$T/err"
+echo old >"$T/cap.pcapng"
+ino=$(stat -c %i "$T/cap.pcapng")
+(umask 000; "$PCSCTAP" export -o "$T/cap.pcapng" "$T/in.db" 2>"$T/err")
+check "export over an old file: rc 0, replaced by a new file" sh -c "[ \$(stat -c %i '$T/cap.pcapng') != $ino ] && ! grep -q old '$T/cap.pcapng'"
+check "export: the capture is 0600 whatever the umask" [ "$(stat -c %a "$T/cap.pcapng")" = 600 ]
+check "export: no temporary file left" sh -c "! ls '$T' | grep -q 'tmp-'"
+check "export: the capture opens in tshark" sh -c "tshark -r '$T/cap.pcapng' >/dev/null 2>&1"
+"$PCSCTAP" export -o /dev/null "$T/in.db" 2>"$T/err"
+rc=$?
+check "export -o /dev/null: rc $rc, /dev/null still a device" sh -c "[ $rc -eq 0 ] && [ -c /dev/null ]"
+echo keep >"$T/target"
+ln -s "$T/target" "$T/link.pcapng"
+"$PCSCTAP" export -o "$T/link.pcapng" "$T/in.db" 2>"$T/err"
+rc=$?
+check "export -o SYMLINK: rc $rc, says why" sh -c "[ $rc -eq 3 ] && grep -q 'link.pcapng: is a symbolic link: refused' '$T/err'"
+check "export -o SYMLINK: target and link untouched" sh -c "[ \"\$(cat '$T/target')\" = keep ] && [ -L '$T/link.pcapng' ]"
+mkdir "$T/sub"
+"$PCSCTAP" export -o "$T/sub/" "$T/in.db" 2>"$T/err"
+rc=$?
+check "export -o DIR/: rc $rc, one line 'is a directory'" sh -c "[ $rc -eq 1 ] && grep -q 'sub/: is a directory' '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
+"$PCSCTAP" export -o "$T/nosub/" "$T/in.db" 2>"$T/err"
+check "export -o MISSING-DIR/: rc $?, one line" sh -c "grep -q 'nosub/: names a directory' '$T/err'"
 
 echo "1..$n"
 [ "$fails" -eq 0 ]
