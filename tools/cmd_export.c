@@ -25,6 +25,8 @@
 #define MAX_IFACES 256
 #define GLOBAL_IFACE "PC/SC"
 #define WIRE_SUFFIX " [driver]"
+/* The longest record Wireshark reads (WTAP_MAX_PACKET_SIZE_STANDARD). */
+#define EXPORT_SNAPLEN 262144
 
 struct sink {
 	bool ng;
@@ -41,6 +43,7 @@ struct sink {
 	size_t text_size;
 	FILE *text_f;
 	uint64_t packets;
+	char cut_comment[600];	/* a comment with the note of a cut record */
 };
 
 static int
@@ -79,14 +82,29 @@ sink_record(struct sink *k, const char *iface_name, int64_t wall_ns,
 	    const char *dissector, int direction, const uint8_t *payload,
 	    size_t len, const char *comment)
 {
+	size_t header = exported_pdu_build(NULL, 0, dissector, direction, payload, 0);
+	size_t kept = len, need;
 	uint32_t iface, flags = 0;
-	size_t need;
 	int rc;
 
 	rc = sink_iface(k, iface_name, &iface);
 	if (rc < 0)
 		return rc;
-	need = exported_pdu_build(k->buf, k->cap, dissector, direction, payload, len);
+	/*
+	 * Wireshark refuses a whole file when one record is longer than
+	 * EXPORT_SNAPLEN (a 1 MB reader name in a syslog line, a 20 MB
+	 * blob): such a record is cut, as a capture with a snap length
+	 * would cut it, and keeps its full length as the original length
+	 * (Wireshark shows "Packet size limited during capture"); its
+	 * comment says how much was kept.
+	 */
+	if (header + len > EXPORT_SNAPLEN) {
+		kept = EXPORT_SNAPLEN - header;
+		snprintf(k->cut_comment, sizeof(k->cut_comment), "%s%scut: %zu of %zu bytes kept",
+			 comment ? comment : "", comment ? " " : "", kept, len);
+		comment = k->cut_comment;
+	}
+	need = header + kept;
 	if (need > k->cap) {
 		uint8_t *nb = realloc(k->buf, need);
 
@@ -94,22 +112,23 @@ sink_record(struct sink *k, const char *iface_name, int64_t wall_ns,
 			return -ENOMEM;
 		k->buf = nb;
 		k->cap = need;
-		exported_pdu_build(k->buf, k->cap, dissector, direction, payload, len);
 	}
+	exported_pdu_build(k->buf, k->cap, dissector, direction, payload, kept);
 	if (direction == EXP_PDU_DIR_SENT)
 		flags = PCAPNG_EPB_OUTBOUND;
 	else if (direction == EXP_PDU_DIR_RECEIVED)
 		flags = PCAPNG_EPB_INBOUND;
 	k->packets++;
 	if (k->ng)
-		return pcapng_write_packet(k->w, iface, wall_ns, k->buf, need, flags, comment);
+		return pcapng_write_packet(k->w, iface, wall_ns, k->buf, need, header + len,
+					   flags, comment);
 	{
 		struct pcap_pkthdr h = {
 			.ts.tv_sec = (time_t)(wall_ns / 1000000000),
 			/* nanoseconds: the dumper was opened with nano precision */
 			.ts.tv_usec = (suseconds_t)(wall_ns % 1000000000),
 			.caplen = (bpf_u_int32)need,
-			.len = (bpf_u_int32)need,
+			.len = (bpf_u_int32)(header + len > UINT32_MAX ? UINT32_MAX : header + len),
 		};
 
 		pcap_dump((u_char *)k->dump, &h, k->buf);
@@ -276,7 +295,7 @@ sink_open(struct sink *k, FILE *f, bool ng)
 		rc = pcapng_writer_open(&k->w, k->f, "pcsctap " PCSCTAP_VERSION);
 		goto out;
 	}
-	k->dead = pcap_open_dead_with_tstamp_precision(LINKTYPE_WIRESHARK_UPPER_PDU, 262144,
+	k->dead = pcap_open_dead_with_tstamp_precision(LINKTYPE_WIRESHARK_UPPER_PDU, EXPORT_SNAPLEN,
 						       PCAP_TSTAMP_PRECISION_NANO);
 	if (!k->dead) {
 		rc = -ENOMEM;
