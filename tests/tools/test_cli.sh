@@ -183,6 +183,16 @@ env -u PCSCTAP_TRACE "$PCSCTAP" sessions >/dev/null 2>&1
 st=$?
 check "no trace at all: usage ($st)" [ "$st" -eq 1 ]
 
+# card: an address that cannot work is a usage error at once, not a retry
+# loop (timeout: a hang would otherwise be the failure)
+for a in bogus :80 127.0.0.1:99999 127.0.0.1:0 127.0.0.1: 127.0.0.1:-1 127.0.0.1:+80 127.0.0.1:8x no-such-host.invalid:80; do
+	status_is 1 "card --connect $a" timeout 10 "$PCSCTAP" card --quiet --once --connect "$a"
+done
+for a in 127.0.0.1:99999 127.0.0.1:0 bogus; do
+	status_is 1 "card --listen $a" timeout 10 "$PCSCTAP" card --quiet --once --listen "$a"
+done
+check "card: the error names the option and the address" grep -q "^pcsctap card: --listen 'bogus': not HOST:PORT" "$T/err"
+
 # --follow: lines appear as another process appends to the trace
 "$GEN" --calls 40 "$T/f.db"
 "$PCSCTAP" show --follow "$T/f.db" >"$T/follow" 2>&1 &
