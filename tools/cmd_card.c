@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "hexutil.h"
 #include "marker.h"
+#include "textout.h"
 #include "util.h"
 #include "vpcd_frame.h"
 
@@ -365,6 +366,7 @@ cmd_card(int argc, char **argv)
 
 	card.t0_ns = trace_mono_ns();
 	optind = 1;
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "c:l:a:r:qh", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -408,8 +410,7 @@ cmd_card(int argc, char **argv)
 			card_usage(stdout);
 			return PCSCTAP_EXIT_OK;
 		default:
-			card_usage(stderr);
-			return PCSCTAP_EXIT_USAGE;
+			return bad_option("card", argv);
 		}
 	}
 	if (optind != argc) {

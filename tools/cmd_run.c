@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "commands.h"
+#include "textout.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -180,13 +181,14 @@ cmd_run(int argc, char **argv)
 	int c, rv = PCSCTAP_EXIT_RUNTIME;
 
 	/* '+': options end at the command's first word. */
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': o.trace = optarg; break;
 		case 'R': o.redact = false; break;
 		case 'M': o.markers = false; break;
 		case 'h': usage(stdout); return PCSCTAP_EXIT_OK;
-		default: usage(stderr); return PCSCTAP_EXIT_USAGE;
+		default: return bad_option("run", argv);
 		}
 	}
 	if (optind >= argc) {

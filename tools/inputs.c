@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct tap_proc {
 	int64_t pid;
@@ -43,6 +44,36 @@ exit_status(int rc)
 	default:
 		return PCSCTAP_EXIT_INPUT;
 	}
+}
+
+/* A reader message without the path it may start with (we print that). */
+static const char *
+without_path(const char *msg, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (!strncmp(msg, path, n) && !strncmp(msg + n, ": ", 2))
+		return msg + n + 2;
+	return msg;
+}
+
+/*
+ * What a path that is not a regular file is, said before SQLite sees it
+ * (which would call a directory "not an SQLite database", and could wait
+ * for ever on a FIFO).  @retval NULL for a regular file or a missing one
+ */
+static const char *
+not_a_file(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0 || S_ISREG(st.st_mode))
+		return NULL;
+	if (S_ISDIR(st.st_mode))
+		return "is a directory, not a trace";
+	if (S_ISFIFO(st.st_mode))
+		return "is a FIFO, not a trace (a trace is a regular file)";
+	return "is not a regular file, not a trace";
 }
 
 static const char *
@@ -126,13 +157,20 @@ tap_input_open(struct tap_input **out, const char *cmd, char **paths, int n)
 		struct tap_file *f = &in->files[i];
 		int rc;
 
+		const char *odd = not_a_file(paths[i]);
+
 		f->path = paths[i];
+		if (odd) {
+			fprintf(stderr, "pcsctap %s: %s: %s\n", cmd, paths[i], odd);
+			status = PCSCTAP_EXIT_INPUT;
+			goto out;
+		}
 		err[0] = '\0';
 		rc = trace_reader_open(&f->r, paths[i], err, sizeof(err));
 		if (rc < 0) {
 			f->r = NULL;
 			fprintf(stderr, "pcsctap %s: %s: %s\n", cmd, paths[i],
-				err[0] ? err : trace_strerror(rc));
+				err[0] ? without_path(err, paths[i]) : trace_strerror(rc));
 			status = exit_status(rc);
 			goto out;
 		}
@@ -222,13 +260,13 @@ tap_process_role(const struct tap_input *in, int file, int64_t pid)
 int
 tap_input_fail(struct tap_input *in, const char *cmd, int file, int rc)
 {
-	const char *msg = NULL;
+	const char *msg = NULL, *path;
 
 	if (file >= 0 && file < in->n && in->files[file].r)
 		msg = trace_reader_errmsg(in->files[file].r);
 	if (!msg || !*msg)
 		msg = trace_strerror(rc);
-	fprintf(stderr, "pcsctap %s: %s: %s\n", cmd,
-		file >= 0 && file < in->n ? in->files[file].path : "?", msg);
+	path = file >= 0 && file < in->n ? in->files[file].path : "?";
+	fprintf(stderr, "pcsctap %s: %s: %s\n", cmd, path, without_path(msg, path));
 	return exit_status(rc);
 }

@@ -182,7 +182,8 @@ parse_seconds(const char *text, int64_t *ns)
 
 	errno = 0;
 	v = strtod(text, &end);
-	if (errno || end == text || *end || v < 0 || v > 9e9)
+	/* Written so that NaN, which compares false with anything, fails. */
+	if (errno || end == text || *end || !(v >= 0 && v <= 9e9))
 		return -EINVAL;
 	*ns = (int64_t)(v * 1e9 + 0.5);
 	return 0;

@@ -193,9 +193,31 @@ for a in 127.0.0.1:99999 127.0.0.1:0 bogus; do
 done
 check "card: the error names the option and the address" grep -q "^pcsctap card: --listen 'bogus': not HOST:PORT" "$T/err"
 
+# small ones: the path said once, what a directory or a FIFO is, NaN times,
+# option errors named after the full command
+"$PCSCTAP" show "$T/nope.db" 2>"$T/err"
+check "an error names the path once" [ "$(cat "$T/err")" = "pcsctap show: $T/nope.db: No such file or directory" ]
+"$PCSCTAP" sessions "$T/text.db" 2>"$T/err"
+check "not SQLite: the path once" [ "$(cat "$T/err")" = "pcsctap sessions: $T/text.db: not an SQLite database" ]
+mkdir "$T/dir.db"
+status_is 2 "a directory as the trace" "$PCSCTAP" show "$T/dir.db"
+check "a directory is called one" grep -q "dir.db: is a directory, not a trace" "$T/err"
+mkfifo "$T/fifo.db"
+status_is 2 "a FIFO as the trace" timeout 10 "$PCSCTAP" stats "$T/fifo.db"
+check "a FIFO is called one" grep -q "fifo.db: is a FIFO, not a trace" "$T/err"
+for v in nan NaN -nan inf -1; do
+	status_is 1 "show --since $v" "$PCSCTAP" show --since "$v" "$T/t.db"
+	status_is 1 "show --until $v" "$PCSCTAP" show --until "$v" "$T/t.db"
+done
+for c in run card; do
+	status_is 1 "$c --no-such-option" "$PCSCTAP" $c --no-such-option
+	check "$c: the option error says 'pcsctap $c:'" grep -q "^pcsctap $c: unknown option" "$T/err"
+done
+
 # --follow: lines appear as another process appends to the trace
 "$GEN" --calls 40 "$T/f.db"
-"$PCSCTAP" show --follow "$T/f.db" >"$T/follow" 2>&1 &
+: >"$T/follow"	# there before the loop below reads it
+"$PCSCTAP" show --follow "$T/f.db" >>"$T/follow" 2>&1 &
 fpid=$!
 i=0
 while [ "$(count ' SCard' "$T/follow")" -lt 38 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
