@@ -12,6 +12,7 @@
 #include "config.h"
 #include "commands.h"
 #include "textout.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -139,6 +140,53 @@ setup_env(const struct run_options *o, const char *shim, const char *libdir, con
 	return 0;
 }
 
+/*
+ * Refuse, before the command starts, a trace path that the shim would
+ * refuse (it would only warn, and the command would run untraced): an
+ * existing file that the trace layer does not accept as a trace to add
+ * to (a text file, another program's database, a newer schema, one we
+ * may not read), a directory, a missing directory.  A symbolic link is
+ * left to the shim, which refuses it (docs/security.md).  An empty file
+ * is a new trace.  @retval 0, or -1 after one line on stderr
+ */
+static int
+check_trace(const char *trace)
+{
+	struct trace_reader *r;
+	const char *why = NULL;
+	char err[256], dir[PATH_MAX], *slash;
+	struct stat st;
+
+	if (lstat(trace, &st) == 0) {
+		if (S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size == 0))
+			return 0;
+		if (S_ISDIR(st.st_mode))
+			why = "is a directory (name a trace file)";
+		else if (!S_ISREG(st.st_mode))
+			why = "is not a regular file";
+		else if (trace_reader_open(&r, trace, err, sizeof(err)) < 0)
+			why = err;
+		else
+			trace_reader_close(r);
+	} else if (errno != ENOENT) {
+		why = strerror(errno);
+	} else {
+		snprintf(dir, sizeof(dir), "%s", trace);
+		slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		if (!slash || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+			why = "its directory does not exist";
+		else if (access(dir, W_OK | X_OK) < 0)
+			why = "its directory is not writable";
+	}
+	if (!why)
+		return 0;
+	fprintf(stderr, "pcsctap run: %s: %s (the command was not started)\n", trace,
+		message_without_path(why, trace));
+	return -1;
+}
+
 /* Wait for @p pid, passing on the signals a terminal or a supervisor sends. */
 static pid_t child;
 
@@ -203,6 +251,8 @@ cmd_run(int argc, char **argv)
 		fprintf(stderr, "pcsctap run: bad trace path %s\n", o.trace);
 		return PCSCTAP_EXIT_USAGE;
 	}
+	if (check_trace(trace) < 0)
+		return PCSCTAP_EXIT_USAGE;
 	/* The private directory for library replacement. */
 	snprintf(libdir, sizeof(libdir), "%s/pcsctap-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(libdir)) {

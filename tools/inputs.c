@@ -3,6 +3,7 @@
  */
 #include "inputs.h"
 #include "commands.h"
+#include "textout.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -44,17 +45,6 @@ exit_status(int rc)
 	default:
 		return PCSCTAP_EXIT_INPUT;
 	}
-}
-
-/* A reader message without the path it may start with (we print that). */
-static const char *
-without_path(const char *msg, const char *path)
-{
-	size_t n = strlen(path);
-
-	if (!strncmp(msg, path, n) && !strncmp(msg + n, ": ", 2))
-		return msg + n + 2;
-	return msg;
 }
 
 /*
@@ -170,7 +160,7 @@ tap_input_open(struct tap_input **out, const char *cmd, char **paths, int n)
 		if (rc < 0) {
 			f->r = NULL;
 			fprintf(stderr, "pcsctap %s: %s: %s\n", cmd, paths[i],
-				err[0] ? without_path(err, paths[i]) : trace_strerror(rc));
+				err[0] ? message_without_path(err, paths[i]) : trace_strerror(rc));
 			status = exit_status(rc);
 			goto out;
 		}
@@ -267,6 +257,6 @@ tap_input_fail(struct tap_input *in, const char *cmd, int file, int rc)
 	if (!msg || !*msg)
 		msg = trace_strerror(rc);
 	path = file >= 0 && file < in->n ? in->files[file].path : "?";
-	fprintf(stderr, "pcsctap %s: %s: %s\n", cmd, path, without_path(msg, path));
+	fprintf(stderr, "pcsctap %s: %s: %s\n", cmd, path, message_without_path(msg, path));
 	return exit_status(rc);
 }

@@ -239,3 +239,13 @@ bad_option(const char *cmd, char **argv)
 		cmd, arg, cmd);
 	return PCSCTAP_EXIT_USAGE;
 }
+
+const char *
+message_without_path(const char *msg, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (!strncmp(msg, path, n) && !strncmp(msg + n, ": ", 2))
+		return msg + n + 2;
+	return msg;
+}

@@ -72,6 +72,12 @@ int parse_pid(const char *cmd, const char *text, int64_t *pid);
 int finish_stdout(const char *cmd, int status);
 
 /*
+ * A message of the trace layer without the "PATH: " it starts with, for
+ * callers that print the path themselves.  @retval a pointer into @p msg
+ */
+const char *message_without_path(const char *msg, const char *path);
+
+/*
  * Report an unknown option or missing argument (getopt with opterr = 0)
  * as one line.  @retval PCSCTAP_EXIT_USAGE
  */
