@@ -5,8 +5,11 @@
  *   LD_PRELOAD          += the shim            (programs linked to libpcsclite)
  *   LD_LIBRARY_PATH      = a private directory holding libpcsclite.so.1 -> the
  *                          shim, before what was there (dlopen users)
- *   JAVA_TOOL_OPTIONS   += -Dsun.security.smartcardio.library=the shim
+ *   LD_AUDIT            += libpcsctap-audit.so, which hands the shim to a
+ *                          dlopen() of libpcsclite by absolute path (upstream
+ *                          JDKs; see dlopen_audit.c)
  * and tells the shim (PCSCTAP_*) where to trace.  Existing values are kept.
+ * JAVA_TOOL_OPTIONS is not touched: every JVM would print "Picked up ...".
  * The exit status is the command's, or 128+N when signal N killed it.
  */
 #include "config.h"
@@ -122,12 +125,33 @@ absolute_trace(const char *trace, char *out, size_t len)
 	return 0;
 }
 
+/*
+ * libpcsctap-audit.so: installed next to the shim (the package's libdir),
+ * in the build tree next to this executable.  @retval 0, or -ENOENT
+ */
 static int
-setup_env(const struct run_options *o, const char *shim, const char *libdir, const char *trace)
+find_audit(const char *shim, char *out, size_t len)
 {
-	char java[PATH_MAX + 64];
+	char self[PATH_MAX];
+	const char *dirs[2] = { shim, self };
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	snprintf(java, sizeof(java), "-Dsun.security.smartcardio.library=%s", shim);
+	self[n > 0 ? n : 0] = '\0';
+	for (size_t i = 0; i < 2; i++) {
+		const char *slash = strrchr(dirs[i], '/');
+
+		if (slash && (size_t)snprintf(out, len, "%.*s/libpcsctap-audit.so",
+					      (int)(slash - dirs[i]), dirs[i]) < len &&
+		    access(out, R_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+static int
+setup_env(const struct run_options *o, const char *shim, const char *libdir,
+	  const char *audit, const char *trace)
+{
 	if (setenv("PCSCTAP_TRACE", trace, 1) ||
 	    setenv("PCSCTAP_REDACT", o->redact ? "1" : "0", 1) ||
 	    setenv("PCSCTAP_MARKERS", o->markers ? "1" : "0", 1) ||
@@ -135,7 +159,7 @@ setup_env(const struct run_options *o, const char *shim, const char *libdir, con
 	    env_add("LD_PRELOAD", shim, ":", false) ||
 	    /* Before the rest, or the system libpcsclite.so.1 would win. */
 	    env_add("LD_LIBRARY_PATH", libdir, ":", true) ||
-	    env_add("JAVA_TOOL_OPTIONS", java, " ", false))
+	    (audit && env_add("LD_AUDIT", audit, ":", false)))
 		return -1;
 	return 0;
 }
@@ -223,6 +247,8 @@ cmd_run(int argc, char **argv)
 	};
 	struct run_options o = { .trace = DEFAULT_TRACE, .redact = true, .markers = true };
 	char shim[PATH_MAX], trace[PATH_MAX], libdir[PATH_MAX] = "", link[PATH_MAX + 32];
+	char audit[PATH_MAX];
+	bool have_audit = false;
 	const char *tmp = getenv("TMPDIR");
 	struct sigaction sa = { .sa_handler = forward }, old_int, old_term, old_hup, old_quit;
 	struct stat st;
@@ -264,7 +290,12 @@ cmd_run(int argc, char **argv)
 		fprintf(stderr, "pcsctap run: cannot create %s: %s\n", link, strerror(errno));
 		goto out;
 	}
-	if (setup_env(&o, shim, libdir, trace) < 0) {
+	if (find_audit(shim, audit, sizeof(audit)) < 0)
+		fprintf(stderr, "pcsctap run: libpcsctap-audit.so not found next to %s: programs "
+			"that dlopen libpcsclite by its path (upstream JDKs) are not traced\n", shim);
+	else
+		have_audit = true;
+	if (setup_env(&o, shim, libdir, have_audit ? audit : NULL, trace) < 0) {
 		fprintf(stderr, "pcsctap run: cannot set the environment: %s\n", strerror(errno));
 		goto out;
 	}
