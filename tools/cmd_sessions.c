@@ -7,8 +7,8 @@
 #include "pcscnames.h"
 #include "render.h"
 #include "textout.h"
+#include "viewopts.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -77,43 +77,24 @@ print_row(FILE *f, const struct tap_input *in, int file, const struct trace_sess
 int
 cmd_sessions(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "reader", required_argument, NULL, 'r' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct tap_input *in = NULL;
 	struct trace_iter *it = NULL;
 	struct trace_filter filter = { 0 };
-	bool json = false;
+	struct view_options vo;
 	struct render drops = { .out = stdout };
 	int64_t rows = 0, dropped;
-	int status = PCSCTAP_EXIT_OK;
-	int opt, rc, file;
+	bool json;
+	int status;
+	int rc, file;
 
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (parse_pid("sessions", optarg, &filter.pid) < 0)
-				return PCSCTAP_EXIT_USAGE;
-			break;
-		case 'r':
-			filter.reader = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return PCSCTAP_EXIT_OK;
-		default:
-			return bad_option("sessions", argv);
-		}
-	}
-	status = tap_input_open_nonempty(&in, "sessions", argv + optind, argc - optind);
+	status = view_options_parse("sessions", argc, argv, VIEW_PID | VIEW_READER | VIEW_JSON,
+				    usage, &vo);
+	if (status >= 0)
+		return status;
+	filter.pid = vo.pid;
+	filter.reader = vo.reader;
+	json = vo.json;
+	status = tap_input_open_nonempty(&in, "sessions", vo.traces, vo.n_traces);
 	if (status != PCSCTAP_EXIT_OK)
 		goto out;
 	if (!json)

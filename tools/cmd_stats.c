@@ -11,8 +11,8 @@
 #include "pcscnames.h"
 #include "render.h"
 #include "textout.h"
+#include "viewopts.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,39 +299,22 @@ usage(FILE *f)
 int
 cmd_stats(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct tap_select sel = { .kinds = TAP_CALL };
 	struct tap_input *in = NULL;
 	struct tap_stream *stream = NULL;
 	struct stats *st = NULL;
 	struct tap_event ev;
-	bool json = false;
-	int status = PCSCTAP_EXIT_OK;
-	int opt, rc, err_file = 0;
+	struct view_options vo;
+	bool json;
+	int status;
+	int rc, err_file = 0;
 
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (parse_pid("stats", optarg, &sel.pid) < 0)
-				return PCSCTAP_EXIT_USAGE;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return PCSCTAP_EXIT_OK;
-		default:
-			return bad_option("stats", argv);
-		}
-	}
-	status = tap_input_open_nonempty(&in, "stats", argv + optind, argc - optind);
+	status = view_options_parse("stats", argc, argv, VIEW_PID | VIEW_JSON, usage, &vo);
+	if (status >= 0)
+		return status;
+	sel.pid = vo.pid;
+	json = vo.json;
+	status = tap_input_open_nonempty(&in, "stats", vo.traces, vo.n_traces);
 	if (status != PCSCTAP_EXIT_OK)
 		goto out;
 	st = calloc(1, sizeof(*st));
