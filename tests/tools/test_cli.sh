@@ -5,26 +5,8 @@
 set -u
 PCSCTAP=$1
 GEN=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0
-fails=0
+. "$(dirname "$0")/tap.sh"
 
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-fail() {
-	n=$((n + 1))
-	fails=$((fails + 1))
-	echo "not ok $n - $1"
-}
-check() {
-	# check DESCRIPTION COMMAND...: passes when the command succeeds
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else fail "$d"; fi
-}
 status_is() {
 	# status_is WANT DESCRIPTION COMMAND...
 	want=$1
@@ -229,5 +211,4 @@ kill "$fpid" 2>/dev/null
 wait "$fpid" 2>/dev/null
 check "show --follow prints appended calls ($got)" [ "$got" -eq 76 ]
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_end

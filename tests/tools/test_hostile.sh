@@ -8,34 +8,8 @@
 set -u
 PCSCTAP=$1
 GEN=$2
-for tool in sqlite3 opensc-tool tshark; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		if [ "${CI:-}" = true ]; then
-			echo "Bail out! $tool is missing (CI=true)"
-			exit 1
-		fi
-		echo "1..0 # SKIP $tool not installed"
-		exit 77
-	fi
-done
-T=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-n=0
-fails=0
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-fail() {
-	n=$((n + 1))
-	fails=$((fails + 1))
-	echo "not ok $n - $1"
-}
-check() {
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/tap.sh"
+tap_require sqlite3 opensc-tool tshark
 ESC=$(printf '\033')
 BEL=$(printf '\007')
 # no_controls FILE: no byte below 0x20 but newline, no DEL, nothing above 0x7E
@@ -233,5 +207,4 @@ done
 n_cut=$(tshark -r "$T/big.pcapng" -Y 'frame.comment contains "cut: "' -T fields -e frame.number 2>/dev/null | wc -l)
 check "big.pcapng: each cut record's comment says so ($n_cut)" [ "$n_cut" -eq 8 ]
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_end

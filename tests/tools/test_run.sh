@@ -7,36 +7,10 @@
 # usage: test_run.sh PCSCTAP
 set -u
 PCSCTAP=$1
-for tool in sqlite3 opensc-tool setpriv; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		if [ "${CI:-}" = true ]; then
-			echo "Bail out! $tool is missing (CI=true)"
-			exit 1
-		fi
-		echo "1..0 # SKIP $tool not installed"
-		exit 77
-	fi
-done
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/tap.sh"
+tap_require sqlite3 opensc-tool setpriv
 chmod 755 "$T"
 mkdir -m 1777 "$T/w"
-n=0
-fails=0
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-fail() {
-	n=$((n + 1))
-	fails=$((fails + 1))
-	echo "not ok $n - $1"
-}
-check() {
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else fail "$d"; fi
-}
 export PCSCLITE_CSOCK_NAME="$T/no-pcscd"
 # refused PATH WHY [RUNNER...]: exit 1, one line naming PATH and WHY, the
 # command never ran, the file unchanged
@@ -89,5 +63,4 @@ check "run -o EMPTY-FILE: a trace is written" grep -q "trace in $T/empty.db" "$T
 "$PCSCTAP" run -o "$T/new.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 check "run -o NEW: a trace is written" grep -q "trace in $T/new.db" "$T/err"
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_end
