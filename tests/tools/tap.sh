@@ -42,3 +42,11 @@ tap_end() {
 
 T=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+
+# with_asan COMMAND...: run COMMAND with libasan first in LD_PRELOAD when
+# $PCSCTAP is an ASan build, as its shim needs in programs that are not
+# ours (opensc-tool; docs/testing.md, Sanitizers)
+TAP_ASAN=$(ldd "${PCSCTAP:-/bin/true}" 2>/dev/null | awk '/libasan/ { print $3 }')
+with_asan() {
+	LD_PRELOAD=${TAP_ASAN:+$TAP_ASAN${LD_PRELOAD:+:$LD_PRELOAD}} "$@"
+}

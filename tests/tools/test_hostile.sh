@@ -22,7 +22,7 @@ no_controls() {
 # traced by the real shim (no pcscd: its one call fails, and is recorded).
 EVIL="$T/evil${ESC}]0;pwned${BEL}${ESC}[2J"
 cp "$(command -v opensc-tool)" "$EVIL"
-PCSCLITE_CSOCK_NAME=$T/no-pcscd "$PCSCTAP" run -o "$T/evil.db" -- "$EVIL" -l >/dev/null 2>&1
+PCSCLITE_CSOCK_NAME=$T/no-pcscd with_asan "$PCSCTAP" run -o "$T/evil.db" -- "$EVIL" -l >/dev/null 2>&1
 check "set-up: the evil program was traced" \
 	sh -c "sqlite3 '$T/evil.db' 'select count(*) from calls' | grep -qv '^0$'"
 "$PCSCTAP" show "$T/evil.db" >"$T/out" 2>&1

@@ -20,7 +20,7 @@ refused() {
 	shift 2
 	rm -f "$T/w/ran"
 	before=$(cat "$path" 2>/dev/null | sha256sum)
-	"$@" "$PCSCTAP" run -o "$path" -- sh -c ": >'$T/w/ran'" >"$T/out" 2>"$T/err"
+	with_asan "$@" "$PCSCTAP" run -o "$path" -- sh -c ": >'$T/w/ran'" >"$T/out" 2>"$T/err"
 	rc=$?
 	if [ "$rc" -eq 1 ] && [ ! -e "$T/w/ran" ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
 	    grep -q "^pcsctap run: $path: .*$why" "$T/err" &&
@@ -41,26 +41,26 @@ refused "$T/dir" "is a directory"
 refused "$T/no/such/dir/t.db" "its directory does not exist"
 
 # A trace of root's, 0600, that nobody may not read: refused for nobody.
-"$PCSCTAP" run -o "$T/root.db" -- opensc-tool -l >/dev/null 2>&1
+with_asan "$PCSCTAP" run -o "$T/root.db" -- opensc-tool -l >/dev/null 2>&1
 check "set-up: root's trace written, mode 600" \
 	sh -c "[ \$(stat -c %a '$T/root.db') = 600 ] && sqlite3 '$T/root.db' 'select count(*) from calls' | grep -qv '^0$'"
 refused "$T/root.db" "Permission denied" setpriv --reuid=65534 --regid=65534 --clear-groups
 check "set-up: nobody may write in the directory" sh -c "chmod 777 '$T' && setpriv --reuid=65534 --regid=65534 --clear-groups touch '$T/nobody-probe'"
 rm -f "$T/nobody-probe"
 # nobody's own new trace in the same directory works
-setpriv --reuid=65534 --regid=65534 --clear-groups "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+with_asan setpriv --reuid=65534 --regid=65534 --clear-groups "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 check "nobody: a new trace of its own is written" grep -q "trace in $T/nobody.db" "$T/err"
 chmod 755 "$T"
 
 # Still accepted: an existing trace (appended to), an empty file, a new path.
 calls=$(sqlite3 "$T/root.db" 'select count(*) from calls')
-"$PCSCTAP" run -o "$T/root.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+with_asan "$PCSCTAP" run -o "$T/root.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 check "run -o TRACE: appended ($calls -> $(sqlite3 "$T/root.db" 'select count(*) from calls') calls)" \
 	[ "$(sqlite3 "$T/root.db" 'select count(*) from calls')" -gt "$calls" ]
 : >"$T/empty.db"
-"$PCSCTAP" run -o "$T/empty.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+with_asan "$PCSCTAP" run -o "$T/empty.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 check "run -o EMPTY-FILE: a trace is written" grep -q "trace in $T/empty.db" "$T/err"
-"$PCSCTAP" run -o "$T/new.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+with_asan "$PCSCTAP" run -o "$T/new.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 check "run -o NEW: a trace is written" grep -q "trace in $T/new.db" "$T/err"
 
 tap_end
