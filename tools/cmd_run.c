@@ -14,6 +14,7 @@
  */
 #include "config.h"
 #include "commands.h"
+#include "dlopen_audit.h"
 #include "textout.h"
 #include "trace.h"
 
@@ -148,10 +149,41 @@ find_audit(const char *shim, char *out, size_t len)
 	return -ENOENT;
 }
 
+/*
+ * With the audit module, the shim must name the real library by a path the
+ * module does not redirect (dlopen_audit.h): its resolved file.  Without a
+ * resolvable one that is not such a name, the module is left out.
+ * @retval 0, or -1 (no audit module)
+ */
+static int
+set_real_library(void)
+{
+	const char *real = getenv("PCSCTAP_REAL_LIBRARY");
+	char resolved[PATH_MAX], *slash;
+
+	if (!real || !*real) {
+		/* pcsc-lite's delegate mode picks its own library: leave it. */
+		if (getenv("LIBPCSCLITE_DELEGATE"))
+			return -1;
+		real = PCSCTAP_REAL_LIBRARY;
+	}
+	if (!realpath(real, resolved))
+		return -1;
+	slash = strrchr(resolved, '/');
+	if (audit_redirects(slash ? slash + 1 : resolved))
+		return -1;
+	return setenv("PCSCTAP_REAL_LIBRARY", resolved, 1);
+}
+
 static int
 setup_env(const struct run_options *o, const char *shim, const char *libdir,
 	  const char *audit, const char *trace)
 {
+	if (audit && set_real_library() < 0) {
+		fprintf(stderr, "pcsctap run: the real libpcsclite has no path of its own: programs "
+			"that dlopen libpcsclite by its path (upstream JDKs) are not traced\n");
+		audit = NULL;
+	}
 	if (setenv("PCSCTAP_TRACE", trace, 1) ||
 	    setenv("PCSCTAP_REDACT", o->redact ? "1" : "0", 1) ||
 	    setenv("PCSCTAP_MARKERS", o->markers ? "1" : "0", 1) ||

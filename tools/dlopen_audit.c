@@ -15,22 +15,26 @@
  *
  * How: the dynamic loader reports every object it opens (la_objopen)
  * and asks for every name it is about to look up (la_objsearch).  Once
- * the preloaded shim is open, a lookup of a path whose last component
- * starts with "libpcsclite.so" is answered with the shim's own path, so
- * the dlopen() returns the shim, already loaded.  Lookups by the shim
- * itself (it loads the real library by absolute path) are left alone,
- * and nothing changes in a process where the shim is not loaded.
+ * the preloaded shim is open, a lookup of a path that ends in one of the
+ * names of audit_redirects() is answered with the shim's own path, so the
+ * dlopen() returns the shim, already loaded.  The shim itself must load
+ * the real library: `pcsctap run` gives it the real file's resolved path
+ * (PCSCTAP_REAL_LIBRARY=.../libpcsclite.so.1.0.0), which is not
+ * redirected.  The requester is not a safe test (with ASan every dlopen
+ * comes from libasan's interceptor), so it only adds a guard for the
+ * shim's direct calls.  Nothing changes where the shim is not loaded.
  *
  * It runs in its own link-map namespace before the program starts, so it
  * uses nothing but a few string functions and keeps no state beyond two
  * pointers.
  */
+#include "dlopen_audit.h"
+
 #include <link.h>
 #include <stddef.h>
 #include <string.h>
 
 #define SHIM_NAME "libpcsctap.so"
-#define REAL_PREFIX "libpcsclite.so"
 
 #define AUDIT_EXPORT __attribute__((visibility("default")))
 
@@ -68,7 +72,7 @@ AUDIT_EXPORT char *
 la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag)
 {
 	if (flag == LA_SER_ORIG && shim_cookie && cookie != shim_cookie &&
-	    strchr(name, '/') && !strncmp(last_component(name), REAL_PREFIX, strlen(REAL_PREFIX)))
+	    strchr(name, '/') && audit_redirects(last_component(name)))
 		return shim_path;
 	return (char *)name;
 }
