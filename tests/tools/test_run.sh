@@ -44,13 +44,21 @@ refused "$T/no/such/dir/t.db" "its directory does not exist"
 with_asan "$PCSCTAP" run -o "$T/root.db" -- opensc-tool -l >/dev/null 2>&1
 check "set-up: root's trace written, mode 600" \
 	sh -c "[ \$(stat -c %a '$T/root.db') = 600 ] && sqlite3 '$T/root.db' 'select count(*) from calls' | grep -qv '^0$'"
-refused "$T/root.db" "Permission denied" setpriv --reuid=65534 --regid=65534 --clear-groups
-check "set-up: nobody may write in the directory" sh -c "chmod 777 '$T' && setpriv --reuid=65534 --regid=65534 --clear-groups touch '$T/nobody-probe'"
-rm -f "$T/nobody-probe"
-# nobody's own new trace in the same directory works
-with_asan setpriv --reuid=65534 --regid=65534 --clear-groups "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
-check "nobody: a new trace of its own is written" grep -q "trace in $T/nobody.db" "$T/err"
-chmod 755 "$T"
+if [ "$(id -u)" = 0 ]; then
+	refused "$T/root.db" "Permission denied" setpriv --reuid=65534 --regid=65534 --clear-groups
+	check "set-up: nobody may write in the directory" sh -c "chmod 777 '$T' && setpriv --reuid=65534 --regid=65534 --clear-groups touch '$T/nobody-probe'"
+	rm -f "$T/nobody-probe"
+	# nobody's own new trace in the same directory works
+	with_asan setpriv --reuid=65534 --regid=65534 --clear-groups "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+	check "nobody: a new trace of its own is written" grep -q "trace in $T/nobody.db" "$T/err"
+	chmod 755 "$T"
+else
+	# the unit suite needs no root; the second user does
+	for what in "another user's trace refused" "nobody may write" "nobody's own trace"; do
+		n=$((n + 1))
+		echo "ok $n - $what # SKIP not root"
+	done
+fi
 
 # Still accepted: an existing trace (appended to), an empty file, a new path.
 calls=$(sqlite3 "$T/root.db" 'select count(*) from calls')
