@@ -201,16 +201,19 @@ setup_env(const struct run_options *o, const char *shim, const char *libdir,
  * refuse (it would only warn, and the command would run untraced): an
  * existing file that the trace layer does not accept as a trace to add
  * to (a text file, another program's database, a newer schema, one we
- * may not read), a directory, a missing directory.  A symbolic link is
- * left to the shim, which refuses it (docs/security.md).  An empty file
- * is a new trace.  @retval 0, or -1 after one line on stderr
+ * may not read), or a directory.  What only fails when the trace is
+ * written (a read-only or missing directory, a full disk) stays the
+ * shim's to warn about: the command runs untraced, as it would without
+ * us.  A symbolic link is left to the shim, which refuses it
+ * (docs/security.md).  An empty file is a new trace.
+ * @retval 0, or -1 after one line on stderr
  */
 static int
 check_trace(const char *trace)
 {
 	struct trace_reader *r;
 	const char *why = NULL;
-	char err[256], dir[PATH_MAX], *slash;
+	char err[256];
 	struct stat st;
 
 	if (lstat(trace, &st) == 0) {
@@ -224,17 +227,8 @@ check_trace(const char *trace)
 			why = err;
 		else
 			trace_reader_close(r);
-	} else if (errno != ENOENT) {
+	} else if (errno != ENOENT && errno != ENOTDIR) {
 		why = strerror(errno);
-	} else {
-		snprintf(dir, sizeof(dir), "%s", trace);
-		slash = strrchr(dir, '/');
-		if (slash)
-			*(slash == dir ? slash + 1 : slash) = '\0';
-		if (!slash || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-			why = "its directory does not exist";
-		else if (access(dir, W_OK | X_OK) < 0)
-			why = "its directory is not writable";
 	}
 	if (!why)
 		return 0;
