@@ -258,6 +258,37 @@ export_wire(struct exporter *x, const struct tap_event *ev)
 	return rc;
 }
 
+/* The drops rows: a syslog record each, so the capture says what it lacks. */
+static int
+export_drops(struct exporter *x, int *err_file)
+{
+	int rc = 0;
+
+	for (int file = 0; file < tap_input_count(x->in) && rc == 0; file++) {
+		struct trace_iter *it = NULL;
+		struct trace_drop d;
+
+		*err_file = file;
+		rc = trace_iter_drops(tap_input_reader(x->in, file), &it);
+		if (rc < 0)
+			return rc;
+		while ((rc = trace_iter_drop_next(it, &d)) > 0) {
+			snprintf(x->comment, sizeof(x->comment), "drops pid=%" PRId64 " count=%" PRId64,
+				 d.pid, d.count);
+			syslog_begin(&x->sink, d.pid);
+			render_drop(&x->r, file, &d);
+			rc = syslog_end(&x->sink, GLOBAL_IFACE, d.wall_ns, x->comment);
+			if (rc < 0) {
+				/* an output error, not the reader's */
+				*err_file = -1;
+				break;
+			}
+		}
+		trace_iter_end(it);
+	}
+	return rc < 0 ? rc : 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -439,6 +470,13 @@ cmd_export(int argc, char **argv)
 			status = rc == -ENOMEM ? PCSCTAP_EXIT_RUNTIME : PCSCTAP_EXIT_OUTPUT;
 			goto out;
 		}
+	}
+	if (rc == 0)
+		rc = export_drops(&x, &err_file);
+	if (rc < 0 && err_file < 0) {
+		fprintf(stderr, "pcsctap export: %s: %s\n", output, strerror(-rc));
+		status = rc == -ENOMEM ? PCSCTAP_EXIT_RUNTIME : PCSCTAP_EXIT_OUTPUT;
+		goto out;
 	}
 	if (rc < 0) {
 		status = tap_input_fail(x.in, "export", err_file, rc);

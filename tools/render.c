@@ -322,6 +322,21 @@ render_wire(struct render *sh, const struct tap_event *ev)
 }
 
 
+void
+render_drop(struct render *sh, int file, const struct trace_drop *d)
+{
+	FILE *f = sh->out;
+	char when[64];
+
+	paint(sh, C_RED);
+	fprintf(f, "dropped: %" PRId64 " event%s of ", d->count, d->count == 1 ? "" : "s");
+	text_put(f, tap_process_name(sh->in, file, d->pid));
+	fprintf(f, "[%" PRId64 "] %s not in the trace (%s)", d->pid,
+		d->count == 1 ? "is" : "are", fmt_wall(d->wall_ns, when, sizeof(when)));
+	paint(sh, C_OFF);
+	fputc('\n', f);
+}
+
 int
 render_drops(struct render *sh, enum drops_format format, size_t *seen,
 	     int64_t *total, int *err_file)
@@ -335,7 +350,6 @@ render_drops(struct render *sh, enum drops_format format, size_t *seen,
 		struct trace_iter *it = NULL;
 		struct trace_drop d;
 		size_t row = 0;
-		char when[64];
 
 		*err_file = file;
 		rc = trace_iter_drops(tap_input_reader(sh->in, file), &it);
@@ -358,13 +372,7 @@ render_drops(struct render *sh, enum drops_format format, size_t *seen,
 				written++;
 				continue;
 			}
-			paint(sh, C_RED);
-			fprintf(f, "dropped: %" PRId64 " event%s of ", d.count, d.count == 1 ? "" : "s");
-			text_put(f, tap_process_name(sh->in, file, d.pid));
-			fprintf(f, "[%" PRId64 "] %s not in the trace (%s)", d.pid,
-				d.count == 1 ? "is" : "are", fmt_wall(d.wall_ns, when, sizeof(when)));
-			paint(sh, C_OFF);
-			fputc('\n', f);
+			render_drop(sh, file, &d);
 		}
 		trace_iter_end(it);
 	}

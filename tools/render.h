@@ -23,8 +23,11 @@ void render_call(struct render *sh, const struct tap_event *ev);
 void render_marker(struct render *sh, const struct tap_event *ev);
 void render_wire(struct render *sh, const struct tap_event *ev);
 
+/* One drops row as a text line: "dropped: N events of process[pid] are not in the trace (WALL)". */
+void render_drop(struct render *sh, int file, const struct trace_drop *d);
+
 enum drops_format {
-	DROPS_TEXT,		/* "dropped: N events of process[pid] are not in the trace (WALL)" */
+	DROPS_TEXT,		/* render_drop() lines */
 	DROPS_JSON_LINES,	/* one {"type":"drops",...} object per line */
 	DROPS_JSON_ARRAY,	/* the same objects separated by commas */
 };

@@ -136,6 +136,9 @@ import json, sys
 o = json.load(open(sys.argv[1]))
 assert o["dropped"] == 8 and len(o["drops"]) == 2 and o["calls"] > 0, o
 ' "$T/out"
+"$PCSCTAP" export -o "$T/d.pcapng" "$T/d.db" 2>/dev/null
+got=$(tshark -r "$T/d.pcapng" -Y 'syslog.msg contains "dropped: "' -T fields -e frame.comment 2>/dev/null | tr '\n' '|')
+check "export: a syslog record per drops row ($got)" [ "$got" = "drops pid=$dpid count=7|drops pid=$dpid count=1|" ]
 "$PCSCTAP" stats --json "$T/a.db" >"$T/out" 2>&1
 check "stats --json: dropped 0 without drops" python3 -c '
 import json, sys
