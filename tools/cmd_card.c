@@ -8,6 +8,8 @@
  */
 #include "commands.h"
 #include "hexutil.h"
+#include "textout.h"
+#include "util.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -51,21 +53,12 @@ struct card {
 
 static volatile sig_atomic_t stopping;
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Report one message: a human line on stdout, a TSV line in the log. */
 static void
 report(struct card *card, const char *kind, const uint8_t *data, size_t len,
        const uint8_t *answer, size_t answer_len, const char *text)
 {
-	int64_t now = mono_ns();
+	int64_t now = trace_mono_ns();
 	char *hex = malloc(2 * len + 1);
 	char *answer_hex = malloc(2 * answer_len + 1);
 
@@ -198,38 +191,62 @@ serve(struct card *card, int fd)
 	return 0;
 }
 
+/*
+ * HOST:PORT (or [IPV6]:PORT) resolved once, before anything is tried: a
+ * typo is a usage error, not a retry loop.  The port must be 1-65535
+ * (getaddrinfo would take 99999 modulo 65536, and 0 means "any").
+ * @retval 0, or -EINVAL with one line on stderr
+ */
 static int
-split_host_port(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
+resolve(const char *option, const char *spec, bool listening, struct addrinfo **res)
 {
-	const char *colon = strrchr(spec, ':');
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV | (listening ? AI_PASSIVE : 0),
+	};
+	const char *whole = spec, *colon = strrchr(spec, ':');
+	char host[256], *end;
+	size_t host_len;
+	long port;
+	int rc;
 
-	if (!colon || colon == spec || (size_t)(colon - spec) >= hostlen ||
-	    strlen(colon + 1) >= portlen || !colon[1])
+	if (!colon || colon == spec)
+		goto bad;
+	host_len = (size_t)(colon - spec);
+	if (spec[0] == '[' && colon[-1] == ']') {
+		spec++;
+		host_len -= 2;
+	}
+	if (!host_len || host_len >= sizeof(host))
+		goto bad;
+	memcpy(host, spec, host_len);
+	host[host_len] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	/* Digits only: strtol would also take a sign or leading blanks. */
+	if (strspn(colon + 1, "0123456789") != strlen(colon + 1) || !colon[1] || *end ||
+	    errno || port < 1 || port > 65535)
+		goto bad;
+	rc = getaddrinfo(host, colon + 1, &hints, res);
+	if (rc != 0) {
+		fprintf(stderr, "pcsctap card: %s '%s': cannot resolve '%s': %s\n", option,
+			whole, host, gai_strerror(rc));
 		return -EINVAL;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	strcpy(port, colon + 1);
+	}
 	return 0;
+bad:
+	fprintf(stderr, "pcsctap card: %s '%s': not HOST:PORT with a port from 1 to 65535\n",
+		option, whole);
+	return -EINVAL;
 }
 
 static int
-open_socket(const char *spec, bool listening)
+open_socket(const struct addrinfo *res, bool listening)
 {
-	char host[256], port[32];
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-	struct addrinfo *res, *ai;
+	const struct addrinfo *ai;
 	int fd = -1;
 
-	if (split_host_port(spec, host, sizeof(host), port, sizeof(port)) < 0) {
-		fprintf(stderr, "pcsctap card: '%s' is not HOST:PORT\n", spec);
-		return -1;
-	}
-	if (listening)
-		hints.ai_flags = AI_PASSIVE;
-	if (getaddrinfo(host, port, &hints, &res) != 0) {
-		fprintf(stderr, "pcsctap card: cannot resolve '%s'\n", spec);
-		return -1;
-	}
 	for (ai = res; ai; ai = ai->ai_next) {
 		int one = 1;
 
@@ -246,7 +263,6 @@ open_socket(const char *spec, bool listening)
 		close(fd);
 		fd = -1;
 	}
-	freeaddrinfo(res);
 	return fd;
 }
 
@@ -308,7 +324,8 @@ card_usage(FILE *out)
 		"A virtual card for vpcd-compatible readers (vsmartcard vpcd, the pcsctap\n"
 		"driver).  Prints every message it gets, session markers decoded.\n"
 		"\n"
-		"  -c, --connect HOST:PORT  connect to the reader (default 127.0.0.1:35963)\n"
+		"  -c, --connect HOST:PORT  connect to the reader (default 127.0.0.1:35963;\n"
+		"                           [IPV6]:PORT too, a port from 1 to 65535)\n"
 		"  -l, --listen ADDR:PORT   wait for a reader in reversed mode\n"
 		"  -a, --atr HEX            the ATR (default %s)\n"
 		"  -r, --responses FILE     answers: lines 'COMMAND-PREFIX-HEX RESPONSE-HEX'\n"
@@ -342,11 +359,13 @@ cmd_card(int argc, char **argv)
 	const char *connect_to = "127.0.0.1:35963", *listen_on = NULL;
 	const char *atr = DEFAULT_ATR;
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct addrinfo *addr;
 	ssize_t n;
 	int opt;
 
-	card.t0_ns = mono_ns();
+	card.t0_ns = trace_mono_ns();
 	optind = 1;
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "c:l:a:r:qh", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -390,8 +409,7 @@ cmd_card(int argc, char **argv)
 			card_usage(stdout);
 			return PCSCTAP_EXIT_OK;
 		default:
-			card_usage(stderr);
-			return PCSCTAP_EXIT_USAGE;
+			return bad_option("card", argv);
 		}
 	}
 	if (optind != argc) {
@@ -408,11 +426,16 @@ cmd_card(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (resolve(listen_on ? "--listen" : "--connect", listen_on ? listen_on : connect_to,
+		    listen_on != NULL, &addr) < 0)
+		return PCSCTAP_EXIT_USAGE;
 	if (listen_on) {
-		int lfd = open_socket(listen_on, true);
+		int lfd = open_socket(addr, true);
 
+		freeaddrinfo(addr);
 		if (lfd < 0) {
-			fprintf(stderr, "pcsctap card: cannot listen on %s\n", listen_on);
+			fprintf(stderr, "pcsctap card: cannot listen on %s: %s\n", listen_on,
+				strerror(errno));
 			return PCSCTAP_EXIT_RUNTIME;
 		}
 		while (!stopping) {
@@ -429,7 +452,7 @@ cmd_card(int argc, char **argv)
 		return PCSCTAP_EXIT_OK;
 	}
 	while (!stopping) {
-		int fd = open_socket(connect_to, false);
+		int fd = open_socket(addr, false);
 
 		if (fd < 0) {
 			/* The reader may not be listening yet (pcscd still starting). */
@@ -443,5 +466,6 @@ cmd_card(int argc, char **argv)
 		if (card.once)
 			break;
 	}
+	freeaddrinfo(addr);
 	return PCSCTAP_EXIT_OK;
 }

@@ -8,24 +8,25 @@
  */
 #include "config.h"
 #include "commands.h"
+#include "outfile.h"
 #include "pcapng.h"
 #include "pcscnames.h"
 #include "render.h"
-#include "tapin.h"
+#include "events.h"
 #include "textout.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_IFACES 256
 #define GLOBAL_IFACE "PC/SC"
 #define WIRE_SUFFIX " [driver]"
+/* The longest record Wireshark reads (WTAP_MAX_PACKET_SIZE_STANDARD). */
+#define EXPORT_SNAPLEN 262144
 
 struct sink {
 	bool ng;
@@ -42,6 +43,7 @@ struct sink {
 	size_t text_size;
 	FILE *text_f;
 	uint64_t packets;
+	char cut_comment[600];	/* a comment with the note of a cut record */
 };
 
 static int
@@ -80,14 +82,29 @@ sink_record(struct sink *k, const char *iface_name, int64_t wall_ns,
 	    const char *dissector, int direction, const uint8_t *payload,
 	    size_t len, const char *comment)
 {
+	size_t header = exported_pdu_build(NULL, 0, dissector, direction, payload, 0);
+	size_t kept = len, need;
 	uint32_t iface, flags = 0;
-	size_t need;
 	int rc;
 
 	rc = sink_iface(k, iface_name, &iface);
 	if (rc < 0)
 		return rc;
-	need = exported_pdu_build(k->buf, k->cap, dissector, direction, payload, len);
+	/*
+	 * Wireshark refuses a whole file when one record is longer than
+	 * EXPORT_SNAPLEN (a 1 MB reader name in a syslog line, a 20 MB
+	 * blob): such a record is cut, as a capture with a snap length
+	 * would cut it, and keeps its full length as the original length
+	 * (Wireshark shows "Packet size limited during capture"); its
+	 * comment says how much was kept.
+	 */
+	if (header + len > EXPORT_SNAPLEN) {
+		kept = EXPORT_SNAPLEN - header;
+		snprintf(k->cut_comment, sizeof(k->cut_comment), "%s%scut: %zu of %zu bytes kept",
+			 comment ? comment : "", comment ? " " : "", kept, len);
+		comment = k->cut_comment;
+	}
+	need = header + kept;
 	if (need > k->cap) {
 		uint8_t *nb = realloc(k->buf, need);
 
@@ -95,22 +112,23 @@ sink_record(struct sink *k, const char *iface_name, int64_t wall_ns,
 			return -ENOMEM;
 		k->buf = nb;
 		k->cap = need;
-		exported_pdu_build(k->buf, k->cap, dissector, direction, payload, len);
 	}
+	exported_pdu_build(k->buf, k->cap, dissector, direction, payload, kept);
 	if (direction == EXP_PDU_DIR_SENT)
 		flags = PCAPNG_EPB_OUTBOUND;
 	else if (direction == EXP_PDU_DIR_RECEIVED)
 		flags = PCAPNG_EPB_INBOUND;
 	k->packets++;
 	if (k->ng)
-		return pcapng_write_packet(k->w, iface, wall_ns, k->buf, need, flags, comment);
+		return pcapng_write_packet(k->w, iface, wall_ns, k->buf, need, header + len,
+					   flags, comment);
 	{
 		struct pcap_pkthdr h = {
 			.ts.tv_sec = (time_t)(wall_ns / 1000000000),
 			/* nanoseconds: the dumper was opened with nano precision */
 			.ts.tv_usec = (suseconds_t)(wall_ns % 1000000000),
 			.caplen = (bpf_u_int32)need,
-			.len = (bpf_u_int32)need,
+			.len = (bpf_u_int32)(header + len > UINT32_MAX ? UINT32_MAX : header + len),
 		};
 
 		pcap_dump((u_char *)k->dump, &h, k->buf);
@@ -240,6 +258,37 @@ export_wire(struct exporter *x, const struct tap_event *ev)
 	return rc;
 }
 
+/* The drops rows: a syslog record each, so the capture says what it lacks. */
+static int
+export_drops(struct exporter *x, int *err_file)
+{
+	int rc = 0;
+
+	for (int file = 0; file < tap_input_count(x->in) && rc == 0; file++) {
+		struct trace_iter *it = NULL;
+		struct trace_drop d;
+
+		*err_file = file;
+		rc = trace_iter_drops(tap_input_reader(x->in, file), &it);
+		if (rc < 0)
+			return rc;
+		while ((rc = trace_iter_drop_next(it, &d)) > 0) {
+			snprintf(x->comment, sizeof(x->comment), "drops pid=%" PRId64 " count=%" PRId64,
+				 d.pid, d.count);
+			syslog_begin(&x->sink, d.pid);
+			render_drop(&x->r, file, &d);
+			rc = syslog_end(&x->sink, GLOBAL_IFACE, d.wall_ns, x->comment);
+			if (rc < 0) {
+				/* an output error, not the reader's */
+				*err_file = -1;
+				break;
+			}
+		}
+		trace_iter_end(it);
+	}
+	return rc < 0 ? rc : 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -262,26 +311,12 @@ usage(FILE *f)
 }
 
 static int
-sink_open(struct sink *k, const char *path, bool ng)
+sink_open(struct sink *k, FILE *f, bool ng)
 {
 	int rc = 0;
 
 	k->ng = ng;
-	if (!strcmp(path, "-")) {
-		k->f = stdout;
-	} else {
-		/* 0644 like any capture; O_NOFOLLOW: never write through a symlink. */
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-
-		if (fd < 0)
-			return -errno;
-		k->f = fdopen(fd, "wb");
-		if (!k->f) {
-			rc = -errno;
-			close(fd);
-			goto out;
-		}
-	}
+	k->f = f;
 	k->text_f = open_memstream(&k->text, &k->text_size);
 	if (!k->text_f) {
 		rc = -ENOMEM;
@@ -291,7 +326,7 @@ sink_open(struct sink *k, const char *path, bool ng)
 		rc = pcapng_writer_open(&k->w, k->f, "pcsctap " PCSCTAP_VERSION);
 		goto out;
 	}
-	k->dead = pcap_open_dead_with_tstamp_precision(LINKTYPE_WIRESHARK_UPPER_PDU, 262144,
+	k->dead = pcap_open_dead_with_tstamp_precision(LINKTYPE_WIRESHARK_UPPER_PDU, EXPORT_SNAPLEN,
 						       PCAP_TSTAMP_PRECISION_NANO);
 	if (!k->dead) {
 		rc = -ENOMEM;
@@ -304,9 +339,12 @@ out:
 	return rc;
 }
 
-/* @retval 0, or -EIO when anything was lost */
+/*
+ * Flush everything into the output (whose FILE the outfile closes, unless
+ * libpcap did: then out->f is cleared).  @retval 0, or -EIO when anything was lost
+ */
 static int
-sink_close(struct sink *k)
+sink_close(struct sink *k, struct outfile *out)
 {
 	int rc = 0;
 
@@ -317,14 +355,10 @@ sink_close(struct sink *k)
 			rc = -EIO;
 		/* pcap_dump_close() closes the FILE. */
 		pcap_dump_close(k->dump);
-		k->f = NULL;
+		out->f = NULL;
 	}
 	if (k->dead)
 		pcap_close(k->dead);
-	if (k->f && k->f != stdout && fclose(k->f) != 0)
-		rc = -EIO;
-	if (k->f == stdout && (fflush(stdout) != 0 || ferror(stdout)))
-		rc = -EIO;
 	if (k->text_f)
 		fclose(k->text_f);
 	free(k->text);
@@ -347,6 +381,7 @@ cmd_export(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct exporter x = { 0 };
+	struct outfile file = { 0 };
 	struct tap_select sel = { .kinds = TAP_ALL };
 	struct tap_stream *stream = NULL;
 	struct tap_event ev;
@@ -409,11 +444,14 @@ cmd_export(int argc, char **argv)
 		goto out;
 	}
 	/* Opened only once the input is known good, so errors leave no file. */
-	rc = sink_open(&x.sink, output, ng);
+	status = outfile_open(&file, "export", output, x.in);
+	if (status != PCSCTAP_EXIT_OK)
+		goto out;
+	rc = sink_open(&x.sink, file.f, ng);
 	opened = true;
 	if (rc < 0) {
 		fprintf(stderr, "pcsctap export: %s: %s\n", output, strerror(-rc));
-		status = PCSCTAP_EXIT_OUTPUT;
+		status = PCSCTAP_EXIT_RUNTIME;
 		goto out;
 	}
 	x.r.out = x.sink.text_f;
@@ -433,14 +471,26 @@ cmd_export(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (rc == 0)
+		rc = export_drops(&x, &err_file);
+	if (rc < 0 && err_file < 0) {
+		fprintf(stderr, "pcsctap export: %s: %s\n", output, strerror(-rc));
+		status = rc == -ENOMEM ? PCSCTAP_EXIT_RUNTIME : PCSCTAP_EXIT_OUTPUT;
+		goto out;
+	}
 	if (rc < 0) {
 		status = tap_input_fail(x.in, "export", err_file, rc);
 		goto out;
 	}
 out:
 	tap_stream_close(stream);
-	if (opened && sink_close(&x.sink) < 0 && status == PCSCTAP_EXIT_OK) {
+	if (opened && sink_close(&x.sink, &file) < 0 && status == PCSCTAP_EXIT_OK) {
 		fprintf(stderr, "pcsctap export: %s: error writing the capture\n", output);
+		status = PCSCTAP_EXIT_OUTPUT;
+	}
+	rc = outfile_close(&file, status == PCSCTAP_EXIT_OK);
+	if (rc < 0 && status == PCSCTAP_EXIT_OK) {
+		fprintf(stderr, "pcsctap export: %s: %s\n", output, strerror(-rc));
 		status = PCSCTAP_EXIT_OUTPUT;
 	}
 	if (status == PCSCTAP_EXIT_OK && strcmp(output, "-"))

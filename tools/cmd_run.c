@@ -5,12 +5,18 @@
  *   LD_PRELOAD          += the shim            (programs linked to libpcsclite)
  *   LD_LIBRARY_PATH      = a private directory holding libpcsclite.so.1 -> the
  *                          shim, before what was there (dlopen users)
- *   JAVA_TOOL_OPTIONS   += -Dsun.security.smartcardio.library=the shim
+ *   LD_AUDIT            += libpcsctap-audit.so, which hands the shim to a
+ *                          dlopen() of libpcsclite by absolute path (upstream
+ *                          JDKs; see dlopen_audit.c)
  * and tells the shim (PCSCTAP_*) where to trace.  Existing values are kept.
+ * JAVA_TOOL_OPTIONS is not touched: every JVM would print "Picked up ...".
  * The exit status is the command's, or 128+N when signal N killed it.
  */
 #include "config.h"
 #include "commands.h"
+#include "dlopen_audit.h"
+#include "textout.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -148,12 +154,64 @@ absolute_trace(const char *trace, char *out, size_t len)
 	return 0;
 }
 
+/*
+ * libpcsctap-audit.so: installed next to the shim (the package's libdir),
+ * in the build tree next to this executable.  @retval 0, or -ENOENT
+ */
 static int
-setup_env(const struct run_options *o, const char *shim, const char *libdir, const char *trace)
+find_audit(const char *shim, char *out, size_t len)
 {
-	char java[PATH_MAX + 64];
+	char self[PATH_MAX];
+	const char *dirs[2] = { shim, self };
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	snprintf(java, sizeof(java), "-Dsun.security.smartcardio.library=%s", shim);
+	self[n > 0 ? n : 0] = '\0';
+	for (size_t i = 0; i < 2; i++) {
+		const char *slash = strrchr(dirs[i], '/');
+
+		if (slash && (size_t)snprintf(out, len, "%.*s/libpcsctap-audit.so",
+					      (int)(slash - dirs[i]), dirs[i]) < len &&
+		    access(out, R_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+/*
+ * With the audit module, the shim must name the real library by a path the
+ * module does not redirect (dlopen_audit.h): its resolved file.  Without a
+ * resolvable one that is not such a name, the module is left out.
+ * @retval 0, or -1 (no audit module)
+ */
+static int
+set_real_library(void)
+{
+	const char *real = getenv("PCSCTAP_REAL_LIBRARY");
+	char resolved[PATH_MAX], *slash;
+
+	if (!real || !*real) {
+		/* pcsc-lite's delegate mode picks its own library: leave it. */
+		if (getenv("LIBPCSCLITE_DELEGATE"))
+			return -1;
+		real = PCSCTAP_REAL_LIBRARY;
+	}
+	if (!realpath(real, resolved))
+		return -1;
+	slash = strrchr(resolved, '/');
+	if (audit_redirects(slash ? slash + 1 : resolved))
+		return -1;
+	return setenv("PCSCTAP_REAL_LIBRARY", resolved, 1);
+}
+
+static int
+setup_env(const struct run_options *o, const char *shim, const char *libdir,
+	  const char *audit, const char *trace)
+{
+	if (audit && set_real_library() < 0) {
+		fprintf(stderr, "pcsctap run: the real libpcsclite has no path of its own: programs "
+			"that dlopen libpcsclite by its path (upstream JDKs) are not traced\n");
+		audit = NULL;
+	}
 	if (setenv("PCSCTAP_TRACE", trace, 1) ||
 	    setenv("PCSCTAP_REDACT", o->redact ? "1" : "0", 1) ||
 	    setenv("PCSCTAP_MARKERS", o->markers ? "1" : "0", 1) ||
@@ -161,9 +219,50 @@ setup_env(const struct run_options *o, const char *shim, const char *libdir, con
 	    env_add("LD_PRELOAD", shim, ":", false) ||
 	    /* Before the rest, or the system libpcsclite.so.1 would win. */
 	    env_add("LD_LIBRARY_PATH", libdir, ":", true) ||
-	    env_add("JAVA_TOOL_OPTIONS", java, " ", false))
+	    (audit && env_add("LD_AUDIT", audit, ":", false)))
 		return -1;
 	return 0;
+}
+
+/*
+ * Refuse, before the command starts, a trace path that the shim would
+ * refuse (it would only warn, and the command would run untraced): an
+ * existing file that the trace layer does not accept as a trace to add
+ * to (a text file, another program's database, a newer schema, one we
+ * may not read), or a directory.  What only fails when the trace is
+ * written (a read-only or missing directory, a full disk) stays the
+ * shim's to warn about: the command runs untraced, as it would without
+ * us.  A symbolic link is left to the shim, which refuses it
+ * (docs/security.md).  An empty file is a new trace.
+ * @retval 0, or -1 after one line on stderr
+ */
+static int
+check_trace(const char *trace)
+{
+	struct trace_reader *r;
+	const char *why = NULL;
+	char err[256];
+	struct stat st;
+
+	if (lstat(trace, &st) == 0) {
+		if (S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size == 0))
+			return 0;
+		if (S_ISDIR(st.st_mode))
+			why = "is a directory (name a trace file)";
+		else if (!S_ISREG(st.st_mode))
+			why = "is not a regular file";
+		else if (trace_reader_open(&r, trace, err, sizeof(err)) < 0)
+			why = err;
+		else
+			trace_reader_close(r);
+	} else if (errno != ENOENT && errno != ENOTDIR) {
+		why = strerror(errno);
+	}
+	if (!why)
+		return 0;
+	fprintf(stderr, "pcsctap run: %s: %s (the command was not started)\n", trace,
+		message_without_path(why, trace));
+	return -1;
 }
 
 /* Wait for @p pid, passing on the signals a terminal or a supervisor sends. */
@@ -202,19 +301,22 @@ cmd_run(int argc, char **argv)
 	};
 	struct run_options o = { .trace = DEFAULT_TRACE, .redact = true, .markers = true };
 	char shim[PATH_MAX], trace[PATH_MAX], libdir[PATH_MAX] = "", link[PATH_MAX + 32];
+	char audit[PATH_MAX];
+	bool have_audit = false;
 	const char *tmp = getenv("TMPDIR");
 	struct sigaction sa = { .sa_handler = forward }, old_int, old_term, old_hup, old_quit;
 	struct stat st;
 	int c, rv = PCSCTAP_EXIT_RUNTIME;
 
 	/* '+': options end at the command's first word. */
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': o.trace = optarg; break;
 		case 'R': o.redact = false; break;
 		case 'M': o.markers = false; break;
 		case 'h': usage(stdout); return PCSCTAP_EXIT_OK;
-		default: usage(stderr); return PCSCTAP_EXIT_USAGE;
+		default: return bad_option("run", argv);
 		}
 	}
 	if (optind >= argc) {
@@ -229,6 +331,8 @@ cmd_run(int argc, char **argv)
 		fprintf(stderr, "pcsctap run: bad trace path %s\n", o.trace);
 		return PCSCTAP_EXIT_USAGE;
 	}
+	if (check_trace(trace) < 0)
+		return PCSCTAP_EXIT_USAGE;
 	/* The private directory for library replacement. */
 	snprintf(libdir, sizeof(libdir), "%s/pcsctap-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(libdir)) {
@@ -240,7 +344,12 @@ cmd_run(int argc, char **argv)
 		fprintf(stderr, "pcsctap run: cannot create %s: %s\n", link, strerror(errno));
 		goto out;
 	}
-	if (setup_env(&o, shim, libdir, trace) < 0) {
+	if (find_audit(shim, audit, sizeof(audit)) < 0)
+		fprintf(stderr, "pcsctap run: libpcsctap-audit.so not found next to %s: programs "
+			"that dlopen libpcsclite by its path (upstream JDKs) are not traced\n", shim);
+	else
+		have_audit = true;
+	if (setup_env(&o, shim, libdir, have_audit ? audit : NULL, trace) < 0) {
 		fprintf(stderr, "pcsctap run: cannot set the environment: %s\n", strerror(errno));
 		goto out;
 	}

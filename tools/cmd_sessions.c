@@ -3,11 +3,12 @@
  * (SCardConnect → SCardDisconnect), from the trace's `sessions` view.
  */
 #include "commands.h"
+#include "events.h"
 #include "pcscnames.h"
-#include "tapin.h"
+#include "render.h"
 #include "textout.h"
+#include "viewopts.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ print_row(FILE *f, const struct tap_input *in, int file, const struct trace_sess
 {
 	const char *share = pcsc_share_name(s->share_mode);
 	const char *disp = s->end_ns ? pcsc_disposition_name(s->disposition) : NULL;
-	char proto[64], when[64], dur[32];
+	char proto[64], when[64], dur[32], process[17], reader[29];
 
 	pcsc_protocol_text(s->active_protocol, proto, sizeof(proto));
 	if (json) {
@@ -65,8 +66,9 @@ print_row(FILE *f, const struct tap_input *in, int file, const struct trace_sess
 	}
 	fprintf(f, "%8" PRId64 "  %-16.16s %7" PRId64 "  %-28.28s %-9s %-9.9s %s  %10s %7" PRId64
 		" %5" PRId64 "  %-8s %4" PRId64 "\n",
-		s->id, s->process ? s->process : tap_process_name(in, file, s->pid), s->pid,
-		s->reader ? s->reader : "?", share ? share : "?", proto,
+		s->id, text_escape(s->process ? s->process : tap_process_name(in, file, s->pid),
+				   process, sizeof(process)), s->pid,
+		text_escape(s->reader, reader, sizeof(reader)), share ? share : "?", proto,
 		fmt_wall(s->start_wall_ns, when, sizeof(when)),
 		s->end_ns ? fmt_duration(s->end_ns - s->start_ns, dur, sizeof(dur)) : "open",
 		s->n_apdus, s->n_transactions, s->end_ns ? (disp ? disp : "?") : "-", s->n_markers);
@@ -75,42 +77,24 @@ print_row(FILE *f, const struct tap_input *in, int file, const struct trace_sess
 int
 cmd_sessions(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "reader", required_argument, NULL, 'r' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct tap_input *in = NULL;
 	struct trace_iter *it = NULL;
 	struct trace_filter filter = { 0 };
-	bool json = false;
-	int64_t rows = 0;
-	int status = PCSCTAP_EXIT_OK;
-	int opt, rc, file;
+	struct view_options vo;
+	struct render drops = { .out = stdout };
+	int64_t rows = 0, dropped;
+	bool json;
+	int status;
+	int rc, file;
 
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (parse_pid("sessions", optarg, &filter.pid) < 0)
-				return PCSCTAP_EXIT_USAGE;
-			break;
-		case 'r':
-			filter.reader = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return PCSCTAP_EXIT_OK;
-		default:
-			return bad_option("sessions", argv);
-		}
-	}
-	status = tap_input_open_nonempty(&in, "sessions", argv + optind, argc - optind);
+	status = view_options_parse("sessions", argc, argv, VIEW_PID | VIEW_READER | VIEW_JSON,
+				    usage, &vo);
+	if (status >= 0)
+		return status;
+	filter.pid = vo.pid;
+	filter.reader = vo.reader;
+	json = vo.json;
+	status = tap_input_open_nonempty(&in, "sessions", vo.traces, vo.n_traces);
 	if (status != PCSCTAP_EXIT_OK)
 		goto out;
 	if (!json)
@@ -143,6 +127,10 @@ cmd_sessions(int argc, char **argv)
 	}
 	if (!json)
 		printf("%" PRId64 " session%s\n", rows, rows == 1 ? "" : "s");
+	drops.in = in;
+	rc = render_drops(&drops, json ? DROPS_JSON_LINES : DROPS_TEXT, NULL, &dropped, &file);
+	if (rc < 0)
+		status = tap_input_fail(in, "sessions", file, rc);
 out:
 	if (it)
 		trace_iter_end(it);

@@ -5,10 +5,10 @@
 #include "apdu.h"
 #include "commands.h"
 #include "hexutil.h"
+#include "events.h"
 #include "wire.h"
 #include "pcscnames.h"
 #include "render.h"
-#include "tapin.h"
 #include "textout.h"
 
 #include <errno.h>
@@ -264,6 +264,8 @@ cmd_show(int argc, char **argv)
 	struct tap_stream *stream = NULL;
 	int64_t since = -1, until = -1;
 	int64_t *last_ids = NULL;
+	size_t drops_seen[TAP_MAX_FILES] = { 0 };
+	int64_t dropped;
 	uint8_t grep[256];
 	const char *colour = NULL;
 	bool follow = false, empty;
@@ -388,6 +390,11 @@ cmd_show(int argc, char **argv)
 		}
 		if (stream)
 			tap_stream_last_ids(stream, last_ids);
+		rc = render_drops(&sh.r, sh.json ? DROPS_JSON_LINES : DROPS_TEXT, drops_seen, &dropped, &err_file);
+		if (rc < 0) {
+			status = tap_input_fail(sh.in, "show", err_file, rc);
+			goto out;
+		}
 		tap_stream_close(stream);
 		stream = NULL;
 		if (!follow)

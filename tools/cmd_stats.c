@@ -7,11 +7,12 @@
  */
 #include "apdu.h"
 #include "commands.h"
+#include "events.h"
 #include "pcscnames.h"
-#include "tapin.h"
+#include "render.h"
 #include "textout.h"
+#include "viewopts.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,10 +176,11 @@ print_text(const struct stats *st, const struct tap_input *in)
 	printf("\n%-24s %9s %7s %12s %9s\n", "PROCESS", "CALLS", "ERRORS", "IN PC/SC", "APDUS");
 	for (size_t i = 0; i < st->n_procs; i++) {
 		const struct proc_stat *p = &st->procs[i];
-		char name[64];
+		char name[64], process[40];
 
 		snprintf(name, sizeof(name), "%s[%" PRId64 "]",
-			 tap_process_name(in, p->file, p->pid), p->pid);
+			 text_escape(tap_process_name(in, p->file, p->pid), process, sizeof(process)),
+			 p->pid);
 		printf("%-24s %9" PRIu64 " %7" PRIu64 " %12s %9" PRIu64 "\n", name, p->calls,
 		       p->errors, fmt_duration(p->busy_ns, a, sizeof(a)), p->apdus);
 	}
@@ -204,6 +206,22 @@ print_text(const struct stats *st, const struct tap_input *in)
 		printf("%04X %-55s %9" PRIu64 "\n", sw, meaning, st->sw[sw]);
 	}
 	printf("\n%" PRIu64 " calls, %" PRIu64 " APDUs\n", st->calls, st->apdus);
+}
+
+/* The text's last lines, or the JSON's "drops" and "dropped".  @retval 0 or a reader error */
+static int
+print_drops(struct tap_input *in, bool json, int *err_file)
+{
+	struct render r = { .out = stdout, .in = in };
+	int64_t total;
+	int rc;
+
+	if (json)
+		fputs(",\"drops\":[", stdout);
+	rc = render_drops(&r, json ? DROPS_JSON_ARRAY : DROPS_TEXT, NULL, &total, err_file);
+	if (json)
+		printf("],\"dropped\":%" PRId64 "}\n", rc < 0 ? 0 : total);
+	return rc;
 }
 
 static void
@@ -260,7 +278,7 @@ print_json(const struct stats *st, const struct tap_input *in)
 		printf(",\"count\":%" PRIu64 "}", st->sw[sw]);
 		first = false;
 	}
-	fputs("]}\n", stdout);
+	fputc(']', stdout);
 }
 
 static void
@@ -281,39 +299,22 @@ usage(FILE *f)
 int
 cmd_stats(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct tap_select sel = { .kinds = TAP_CALL };
 	struct tap_input *in = NULL;
 	struct tap_stream *stream = NULL;
 	struct stats *st = NULL;
 	struct tap_event ev;
-	bool json = false;
-	int status = PCSCTAP_EXIT_OK;
-	int opt, rc, err_file = 0;
+	struct view_options vo;
+	bool json;
+	int status;
+	int rc, err_file = 0;
 
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			if (parse_pid("stats", optarg, &sel.pid) < 0)
-				return PCSCTAP_EXIT_USAGE;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return PCSCTAP_EXIT_OK;
-		default:
-			return bad_option("stats", argv);
-		}
-	}
-	status = tap_input_open_nonempty(&in, "stats", argv + optind, argc - optind);
+	status = view_options_parse("stats", argc, argv, VIEW_PID | VIEW_JSON, usage, &vo);
+	if (status >= 0)
+		return status;
+	sel.pid = vo.pid;
+	json = vo.json;
+	status = tap_input_open_nonempty(&in, "stats", vo.traces, vo.n_traces);
 	if (status != PCSCTAP_EXIT_OK)
 		goto out;
 	st = calloc(1, sizeof(*st));
@@ -344,6 +345,9 @@ cmd_stats(int argc, char **argv)
 		print_json(st, in);
 	else
 		print_text(st, in);
+	rc = print_drops(in, json, &err_file);
+	if (rc < 0)
+		status = tap_input_fail(in, "stats", err_file, rc);
 out:
 	tap_stream_close(stream);
 	tap_input_close(in);

@@ -193,14 +193,15 @@ out:
 
 int
 pcapng_write_packet(struct pcapng_writer *w, uint32_t iface, int64_t ts_ns,
-		    const uint8_t *data, size_t len, uint32_t flags,
+		    const uint8_t *data, size_t len, size_t orig_len, uint32_t flags,
 		    const char *comment)
 {
 	size_t comment_len = cut(comment);
 	uint64_t ts = (uint64_t)ts_ns;
 	int rc;
 
-	if (iface >= w->n_interfaces || len > MAX_PACKET)
+	if (iface >= w->n_interfaces || len > MAX_PACKET || orig_len < len ||
+	    orig_len > UINT32_MAX)
 		return -EINVAL;
 	rc = reserve(w, 32 + pad4(len) + option_room(comment_len) + option_room(4) + 8);
 	if (rc < 0)
@@ -210,7 +211,7 @@ pcapng_write_packet(struct pcapng_writer *w, uint32_t iface, int64_t ts_ns,
 	put_u32(w, (uint32_t)(ts >> 32));
 	put_u32(w, (uint32_t)ts);
 	put_u32(w, (uint32_t)len);
-	put_u32(w, (uint32_t)len);
+	put_u32(w, (uint32_t)orig_len);
 	put(w, data, len);
 	put_pad(w);
 	if (comment_len)

@@ -53,7 +53,8 @@ int pcapng_add_interface(struct pcapng_writer *w, uint16_t linktype,
 			 const char *name, uint32_t *id);
 
 /**
- * Write one enhanced packet block.
+ * Write one enhanced packet block of @p len captured bytes.
+ * @param[in] orig_len the packet's length before it was cut (>= @p len)
  * @param[in] flags epb_flags (0: none written)
  * @param[in] comment opt_comment (NULL or "": none); cut at 65535 bytes
  * @retval 0 success
@@ -61,7 +62,7 @@ int pcapng_add_interface(struct pcapng_writer *w, uint16_t linktype,
  * @retval -EIO write failed
  */
 int pcapng_write_packet(struct pcapng_writer *w, uint32_t iface, int64_t ts_ns,
-			const uint8_t *data, size_t len, uint32_t flags,
+			const uint8_t *data, size_t len, size_t orig_len, uint32_t flags,
 			const char *comment);
 
 /**

@@ -28,6 +28,25 @@ paint(struct render *sh, enum colour c)
 		fputs(codes[c], sh->out);
 }
 
+/* @p text comes from a trace: escaped (textout.h), between @p pre and @p post. */
+static void
+print_text(FILE *f, const char *pre, const char *text, const char *post)
+{
+	fputs(pre, f);
+	text_put(f, text);
+	fputs(post, f);
+}
+
+/* " process[pid] tTID " (no thread for @p tid < 0) */
+static void
+print_header(struct render *sh, const struct tap_event *ev, int64_t tid)
+{
+	print_text(sh->out, " ", tap_process_name(sh->in, ev->file, ev->pid), "");
+	fprintf(sh->out, "[%" PRId64 "] ", ev->pid);
+	if (tid >= 0)
+		fprintf(sh->out, "t%" PRId64 " ", tid);
+}
+
 static void
 print_multistring(FILE *f, const struct trace_blob *b)
 {
@@ -39,7 +58,9 @@ print_multistring(FILE *f, const struct trace_blob *b)
 
 		if (n == 0)
 			break;
-		fprintf(f, "%s\"%.*s\"", first ? "" : ",", (int)n, (const char *)b->data + i);
+		fputs(first ? "\"" : ",\"", f);
+		text_putn(f, (const char *)b->data + i, n);
+		fputc('"', f);
 		first = false;
 		i += n + 1;
 	}
@@ -68,8 +89,7 @@ render_call(struct render *sh, const struct tap_event *ev)
 	bool out_args = false;
 
 	if (sh->header)
-		fprintf(f, " %s[%" PRId64 "] t%" PRId64 " ",
-			tap_process_name(sh->in, ev->file, ev->pid), ev->pid, c->tid);
+		print_header(sh, ev, c->tid);
 	paint(sh, C_BOLD);
 	if (fn)
 		fprintf(f, "%s", fn);
@@ -82,9 +102,9 @@ render_call(struct render *sh, const struct tap_event *ev)
 	if ((c->present & TRACE_HAS_CARD) && c->fn != TRACE_FN_SCardConnect)
 		fprintf(f, " card=0x%" PRIx64, c->card);
 	if (c->reader && c->fn != TRACE_FN_SCardStatus)
-		fprintf(f, " reader=\"%s\"", c->reader);
+		print_text(f, " reader=\"", c->reader, "\"");
 	else if (ev->reader && c->fn != TRACE_FN_SCardStatus)
-		fprintf(f, " [%s]", ev->reader);
+		print_text(f, " [", ev->reader, "]");
 	if (c->present & TRACE_HAS_SCOPE) {
 		const char *n = pcsc_scope_name(c->scope);
 
@@ -118,8 +138,8 @@ render_call(struct render *sh, const struct tap_event *ev)
 		const struct trace_reader_state *st = &c->states[i];
 		char cur[96], evt[96];
 
-		fprintf(f, " {\"%s\" %s -> %s", st->reader ? st->reader : "",
-			pcsc_state_text(st->current_state, cur, sizeof(cur)),
+		print_text(f, " {\"", st->reader ? st->reader : "", "\"");
+		fprintf(f, " %s -> %s", pcsc_state_text(st->current_state, cur, sizeof(cur)),
 			pcsc_state_text(st->event_state, evt, sizeof(evt)));
 		if (st->atr.data && st->atr.len) {
 			fputs(" atr=", f);
@@ -179,7 +199,7 @@ render_call(struct render *sh, const struct tap_event *ev)
 		out_args = true;
 	}
 	if (c->fn == TRACE_FN_SCardStatus && c->reader) {
-		fprintf(f, "%s reader=\"%s\"", out_args ? "" : " ->", c->reader);
+		print_text(f, out_args ? " reader=\"" : " -> reader=\"", c->reader, "\"");
 		out_args = true;
 	}
 	if (c->present & TRACE_HAS_STATE) {
@@ -200,7 +220,7 @@ render_call(struct render *sh, const struct tap_event *ev)
 	if (c->redacted)
 		fputs(" (PIN redacted)", f);
 	if (c->extra && *c->extra)
-		fprintf(f, " [%s]", c->extra);
+		print_text(f, " [", c->extra, "]");
 	fputs("  ", f);
 	print_rv(sh, c->rv);
 	fprintf(f, "  %s\n", fmt_duration(c->t_return_ns - c->t_enter_ns, buf, sizeof(buf)));
@@ -215,13 +235,12 @@ render_marker(struct render *sh, const struct tap_event *ev)
 	FILE *f = sh->out;
 
 	if (sh->header)
-		fprintf(f, " %s[%" PRId64 "] t%" PRId64 " ",
-			tap_process_name(sh->in, ev->file, ev->pid), ev->pid, m->tid);
+		print_header(sh, ev, m->tid);
 	paint(sh, C_YELLOW);
 	fputs("marker", f);
 	if (m->body.data && marker_decode(&dec, m->body.data, m->body.len) == 0) {
 		marker_format(&dec, text, sizeof(text));
-		fprintf(f, " %s", text);
+		print_text(f, " ", text, "");
 	} else {
 		const char *name = marker_event_name((uint8_t)m->event);
 
@@ -230,7 +249,7 @@ render_marker(struct render *sh, const struct tap_event *ev)
 	paint(sh, C_OFF);
 	fprintf(f, " card=0x%" PRIx64, m->card);
 	if (m->reader)
-		fprintf(f, " reader=\"%s\"", m->reader);
+		print_text(f, " reader=\"", m->reader, "\"");
 	fputs("  ", f);
 	print_rv(sh, m->rv);
 	fputc('\n', f);
@@ -261,12 +280,12 @@ render_wire(struct render *sh, const struct tap_event *ev)
 	char text[512];
 
 	if (sh->header)
-		fprintf(f, " %s[%" PRId64 "] ", tap_process_name(sh->in, ev->file, ev->pid), ev->pid);
+		print_header(sh, ev, -1);
 	paint(sh, C_CYAN);
 	fprintf(f, "wire %s", render_wire_kind(w->kind));
 	paint(sh, C_OFF);
 	if (w->reader)
-		fprintf(f, " [%s]", w->reader);
+		print_text(f, " [", w->reader, "]");
 	if (w->kind == TRACE_WIRE_APDU) {
 		if (w->sent.data) {
 			apdu_format_command(w->sent.data, w->sent.len, MAX_DATA_SHOWN, text, sizeof(text));
@@ -282,7 +301,7 @@ render_wire(struct render *sh, const struct tap_event *ev)
 
 		if (marker_decode(&dec, w->sent.data, w->sent.len) == 0) {
 			marker_format(&dec, text, sizeof(text));
-			fprintf(f, " %s", text);
+			print_text(f, " ", text, "");
 		}
 	} else {
 		if (w->sent.data && w->sent.len) {
@@ -296,9 +315,66 @@ render_wire(struct render *sh, const struct tap_event *ev)
 		}
 	}
 	if (w->detail)
-		fprintf(f, " (%s)", w->detail);
+		print_text(f, " (", w->detail, ")");
 	if (w->t_end_ns > w->t_ns)
 		fprintf(f, "  %s", fmt_duration(w->t_end_ns - w->t_ns, text, sizeof(text)));
 	fputc('\n', f);
 }
 
+
+void
+render_drop(struct render *sh, int file, const struct trace_drop *d)
+{
+	FILE *f = sh->out;
+	char when[64];
+
+	paint(sh, C_RED);
+	fprintf(f, "dropped: %" PRId64 " event%s of ", d->count, d->count == 1 ? "" : "s");
+	text_put(f, tap_process_name(sh->in, file, d->pid));
+	fprintf(f, "[%" PRId64 "] %s not in the trace (%s)", d->pid,
+		d->count == 1 ? "is" : "are", fmt_wall(d->wall_ns, when, sizeof(when)));
+	paint(sh, C_OFF);
+	fputc('\n', f);
+}
+
+int
+render_drops(struct render *sh, enum drops_format format, size_t *seen,
+	     int64_t *total, int *err_file)
+{
+	FILE *f = sh->out;
+	size_t written = 0;
+	int rc = 0;
+
+	*total = 0;
+	for (int file = 0; file < tap_input_count(sh->in) && rc == 0; file++) {
+		struct trace_iter *it = NULL;
+		struct trace_drop d;
+		size_t row = 0;
+
+		*err_file = file;
+		rc = trace_iter_drops(tap_input_reader(sh->in, file), &it);
+		if (rc < 0)
+			break;
+		while ((rc = trace_iter_drop_next(it, &d)) > 0) {
+			if (seen && row++ < seen[file])
+				continue;
+			if (seen)
+				seen[file]++;
+			*total += d.count;
+			if (format != DROPS_TEXT) {
+				if (format == DROPS_JSON_ARRAY && written)
+					fputc(',', f);
+				fprintf(f, "{\"type\":\"drops\",\"file\":%d,\"pid\":%" PRId64
+					",\"process\":", file, d.pid);
+				json_string(f, tap_process_name(sh->in, file, d.pid));
+				fprintf(f, ",\"wall_ns\":%" PRId64 ",\"count\":%" PRId64 "}%s",
+					d.wall_ns, d.count, format == DROPS_JSON_LINES ? "\n" : "");
+				written++;
+				continue;
+			}
+			render_drop(sh, file, &d);
+		}
+		trace_iter_end(it);
+	}
+	return rc < 0 ? rc : 0;
+}

@@ -9,6 +9,71 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One byte of trace text as it is shown: 1 to 4 characters into @p out. */
+static size_t
+escape_byte(unsigned char c, char out[4])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	switch (c) {
+	case '\\': memcpy(out, "\\\\", 2); return 2;
+	case '"': memcpy(out, "\\\"", 2); return 2;
+	case '\n': memcpy(out, "\\n", 2); return 2;
+	case '\r': memcpy(out, "\\r", 2); return 2;
+	case '\t': memcpy(out, "\\t", 2); return 2;
+	default:
+		break;
+	}
+	/* Bytes above 0x7E too: 0x9B is CSI for terminals in 8-bit mode. */
+	if (c >= 0x20 && c < 0x7F) {
+		out[0] = (char)c;
+		return 1;
+	}
+	out[0] = '\\';
+	out[1] = 'x';
+	out[2] = digits[c >> 4];
+	out[3] = digits[c & 15];
+	return 4;
+}
+
+void
+text_putn(FILE *f, const char *s, size_t n)
+{
+	char e[4];
+
+	for (size_t i = 0; i < n; i++)
+		fwrite(e, 1, escape_byte((unsigned char)s[i], e), f);
+}
+
+void
+text_put(FILE *f, const char *s)
+{
+	if (s)
+		text_putn(f, s, strlen(s));
+}
+
+const char *
+text_escape(const char *s, char *buf, size_t len)
+{
+	size_t pos = 0;
+	char e[4];
+
+	if (!len)
+		return buf;
+	if (!s)
+		s = "?";
+	for (; *s; s++) {
+		size_t n = escape_byte((unsigned char)*s, e);
+
+		if (pos + n >= len)
+			break;
+		memcpy(buf + pos, e, n);
+		pos += n;
+	}
+	buf[pos] = '\0';
+	return buf;
+}
+
 void
 json_string(FILE *f, const char *s)
 {
@@ -117,7 +182,8 @@ parse_seconds(const char *text, int64_t *ns)
 
 	errno = 0;
 	v = strtod(text, &end);
-	if (errno || end == text || *end || v < 0 || v > 9e9)
+	/* Written so that NaN, which compares false with anything, fails. */
+	if (errno || end == text || *end || !(v >= 0 && v <= 9e9))
 		return -EINVAL;
 	*ns = (int64_t)(v * 1e9 + 0.5);
 	return 0;
@@ -172,4 +238,14 @@ bad_option(const char *cmd, char **argv)
 	fprintf(stderr, "pcsctap %s: unknown option or missing value: '%s' (see pcsctap %s --help)\n",
 		cmd, arg, cmd);
 	return PCSCTAP_EXIT_USAGE;
+}
+
+const char *
+message_without_path(const char *msg, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (!strncmp(msg, path, n) && !strncmp(msg + n, ": ", 2))
+		return msg + n + 2;
+	return msg;
 }

@@ -9,6 +9,24 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/*
+ * Write text that came from a trace (reader and process names, extras,
+ * details) to a human output: printable ASCII as is, '\\' and '"'
+ * escaped, every other byte as \n, \r, \t or \xHH.  So a trace cannot
+ * move the cursor, set the terminal's title or begin a line of its own.
+ * Every text output of the viewer goes through this (JSON has
+ * json_string()).  NULL writes nothing.
+ */
+void text_put(FILE *f, const char *s);
+/* The same for @p n bytes that need not end in a NUL. */
+void text_putn(FILE *f, const char *s, size_t n);
+
+/*
+ * text_put() into @p buf, for fixed-width columns: cut (between escapes)
+ * to fit, always NUL-terminated.  NULL gives "?".  @retval buf
+ */
+const char *text_escape(const char *s, char *buf, size_t len);
+
 /* Write @p s as a JSON string, quotes included (NULL: null). */
 void json_string(FILE *f, const char *s);
 
@@ -52,6 +70,12 @@ int parse_pid(const char *cmd, const char *text, int64_t *pid);
  * return PCSCTAP_EXIT_OUTPUT.  @retval the exit status
  */
 int finish_stdout(const char *cmd, int status);
+
+/*
+ * A message of the trace layer without the "PATH: " it starts with, for
+ * callers that print the path themselves.  @retval a pointer into @p msg
+ */
+const char *message_without_path(const char *msg, const char *path);
 
 /*
  * Report an unknown option or missing argument (getopt with opterr = 0)

@@ -18,6 +18,28 @@ is_pin_ins(uint8_t ins)
 	return ins == 0x20 || ins == 0x24 || ins == 0x2C;
 }
 
+/*
+ * Where the command data starts and how long it is, when the lengths of a
+ * command with data add up exactly (ISO 7816-3 cases 3 and 4, short or
+ * extended).  @retval false for anything else, which is redacted whole.
+ */
+static bool
+data_span(const uint8_t *apdu, size_t len, size_t *data, size_t *lc)
+{
+	if (apdu[4] != 0) {
+		/* short: Lc data, then at most a one-byte Le */
+		*data = 5;
+		*lc = apdu[4];
+		return len == 5 + *lc || len == 6 + *lc;
+	}
+	if (len < 7)
+		return false;
+	/* extended: 00 Lc-hi Lc-lo data, then at most a two-byte Le */
+	*data = 7;
+	*lc = (size_t)apdu[5] << 8 | apdu[6];
+	return *lc > 0 && (len == 7 + *lc || len == 9 + *lc);
+}
+
 int
 trace_redact_apdu(const uint8_t *apdu, size_t len, uint8_t **out)
 {
@@ -27,16 +49,15 @@ trace_redact_apdu(const uint8_t *apdu, size_t len, uint8_t **out)
 	*out = NULL;
 	if (len <= 5 || !is_pin_ins(apdu[1]))
 		return 0;
-	if (apdu[4] == 0 && len >= 7) {
-		/* extended Lc: 00 hi lo */
-		lc = (size_t)apdu[5] << 8 | apdu[6];
-		data = 7;
-	} else {
-		lc = apdu[4];
-		data = 5;
+	if (!data_span(apdu, len, &data, &lc)) {
+		/*
+		 * Malformed: the lengths cannot tell where a PIN starts or
+		 * ends, so fail closed and hide every byte after the
+		 * four-byte header (Lc and Le included).
+		 */
+		data = 4;
+		lc = len - data;
 	}
-	if (data + lc > len)
-		lc = len - data;	/* malformed: hide everything after the header */
 	copy = malloc(len);
 	if (!copy)
 		return -ENOMEM;

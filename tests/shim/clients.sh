@@ -65,8 +65,10 @@ java)
 	out=$(JAVA_TOOL_OPTIONS="-Xshare:auto" "$PCSCTAP" run -o "$trace" -- java "$SHIM_TESTS/SmartcardIoShim.java" "$BED_READER" 2>&1) ||
 		bed_fail "java failed: $out"
 	echo "$out" | grep -qx 'sw 9000' || bed_fail "no 9000: $out"
-	echo "$out" | grep -q 'Xshare:auto -Dsun.security.smartcardio.library=' ||
-		bed_fail "JAVA_TOOL_OPTIONS was not appended to: $out"
+	# pcsctap run leaves JAVA_TOOL_OPTIONS as the user set it (the JVM
+	# prints it); the JDK is reached without it (tools-run-java).
+	echo "$out" | grep -qx 'Picked up JAVA_TOOL_OPTIONS: -Xshare:auto' ||
+		bed_fail "JAVA_TOOL_OPTIONS was changed: $out"
 	expect "select" "SELECT hex(data_in), hex(data_out) FROM calls WHERE fn = 12" "00A4040000	9000"
 	expect "disconnect reset" "SELECT disposition FROM calls WHERE fn = 6 AND rv = 0" "1"
 	;;

@@ -4,6 +4,8 @@
 # lookup; an installed pcsctap is tests/install/install.sh's business).
 set -eu
 pcsctap=$1 shim=$(realpath "$2")
-got=$(env -u PCSCTAP_SHIM "$pcsctap" run -o /dev/null -- /bin/sh -c 'printf "%s" "$LD_PRELOAD"' 2>/dev/null)
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+got=$(env -u PCSCTAP_SHIM "$pcsctap" run -o "$dir/t.trace" -- /bin/sh -c 'printf "%s" "$LD_PRELOAD"' 2>/dev/null)
 [ "$got" = "$shim" ] || { echo "FAIL: injected '$got', not $shim" >&2; exit 1; }
 echo "ok: $shim"

@@ -55,7 +55,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (n > sizeof(rec))
 				abort();
 			if (pcapng_write_packet(w, op >> 4, (int64_t)op << 40, rec, n,
-						op & 3, op & 4 ? text : NULL) == 0)
+						n + (op & 8 ? len : 0), op & 3, op & 4 ? text : NULL) == 0)
 				blocks++;
 		}
 		pos += len;

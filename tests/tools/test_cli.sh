@@ -5,26 +5,8 @@
 set -u
 PCSCTAP=$1
 GEN=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0
-fails=0
+. "$(dirname "$0")/tap.sh"
 
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-fail() {
-	n=$((n + 1))
-	fails=$((fails + 1))
-	echo "not ok $n - $1"
-}
-check() {
-	# check DESCRIPTION COMMAND...: passes when the command succeeds
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else fail "$d"; fi
-}
 status_is() {
 	# status_is WANT DESCRIPTION COMMAND...
 	want=$1
@@ -183,9 +165,41 @@ env -u PCSCTAP_TRACE "$PCSCTAP" sessions >/dev/null 2>&1
 st=$?
 check "no trace at all: usage ($st)" [ "$st" -eq 1 ]
 
+# card: an address that cannot work is a usage error at once, not a retry
+# loop (timeout: a hang would otherwise be the failure)
+for a in bogus :80 127.0.0.1:99999 127.0.0.1:0 127.0.0.1: 127.0.0.1:-1 127.0.0.1:+80 127.0.0.1:8x no-such-host.invalid:80; do
+	status_is 1 "card --connect $a" timeout 10 "$PCSCTAP" card --quiet --once --connect "$a"
+done
+for a in 127.0.0.1:99999 127.0.0.1:0 bogus; do
+	status_is 1 "card --listen $a" timeout 10 "$PCSCTAP" card --quiet --once --listen "$a"
+done
+check "card: the error names the option and the address" grep -q "^pcsctap card: --listen 'bogus': not HOST:PORT" "$T/err"
+
+# small ones: the path said once, what a directory or a FIFO is, NaN times,
+# option errors named after the full command
+"$PCSCTAP" show "$T/nope.db" 2>"$T/err"
+check "an error names the path once" [ "$(cat "$T/err")" = "pcsctap show: $T/nope.db: No such file or directory" ]
+"$PCSCTAP" sessions "$T/text.db" 2>"$T/err"
+check "not SQLite: the path once" [ "$(cat "$T/err")" = "pcsctap sessions: $T/text.db: not an SQLite database" ]
+mkdir "$T/dir.db"
+status_is 2 "a directory as the trace" "$PCSCTAP" show "$T/dir.db"
+check "a directory is called one" grep -q "dir.db: is a directory, not a trace" "$T/err"
+mkfifo "$T/fifo.db"
+status_is 2 "a FIFO as the trace" timeout 10 "$PCSCTAP" stats "$T/fifo.db"
+check "a FIFO is called one" grep -q "fifo.db: is a FIFO, not a trace" "$T/err"
+for v in nan NaN -nan inf -1; do
+	status_is 1 "show --since $v" "$PCSCTAP" show --since "$v" "$T/t.db"
+	status_is 1 "show --until $v" "$PCSCTAP" show --until "$v" "$T/t.db"
+done
+for c in run card; do
+	status_is 1 "$c --no-such-option" "$PCSCTAP" $c --no-such-option
+	check "$c: the option error says 'pcsctap $c:'" grep -q "^pcsctap $c: unknown option" "$T/err"
+done
+
 # --follow: lines appear as another process appends to the trace
 "$GEN" --calls 40 "$T/f.db"
-"$PCSCTAP" show --follow "$T/f.db" >"$T/follow" 2>&1 &
+: >"$T/follow"	# there before the loop below reads it
+"$PCSCTAP" show --follow "$T/f.db" >>"$T/follow" 2>&1 &
 fpid=$!
 i=0
 while [ "$(count ' SCard' "$T/follow")" -lt 38 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -197,5 +211,4 @@ kill "$fpid" 2>/dev/null
 wait "$fpid" 2>/dev/null
 check "show --follow prints appended calls ($got)" [ "$got" -eq 76 ]
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_end

@@ -52,9 +52,10 @@ Test(pcapng, blocks_and_libpcap)
 	cr_expect_eq(a, 0);
 	cr_expect_eq(b, 1);
 	cr_assert_eq(pcapng_write_packet(w, a, 1700000000123456789LL, select_apdu,
-					 sizeof(select_apdu), PCAPNG_EPB_OUTBOUND, "pid=1"), 0);
-	cr_assert_eq(pcapng_write_packet(w, b, 1700000000123456790LL, select_apdu, 5, 0, NULL), 0);
-	cr_expect_eq(pcapng_write_packet(w, 7, 0, select_apdu, 5, 0, NULL), -EINVAL);
+					 sizeof(select_apdu), sizeof(select_apdu), PCAPNG_EPB_OUTBOUND,
+					 "pid=1"), 0);
+	cr_assert_eq(pcapng_write_packet(w, b, 1700000000123456790LL, select_apdu, 5, 5, 0, NULL), 0);
+	cr_expect_eq(pcapng_write_packet(w, 7, 0, select_apdu, 5, 5, 0, NULL), -EINVAL);
 	cr_assert_eq(pcapng_writer_close(w), 0);
 	fclose(f);
 

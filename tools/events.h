@@ -1,50 +1,17 @@
 /*
- * tapin.h — what show, sessions, stats and export share: opening one or
- * more traces with one clear error line and a documented exit code, process
- * names, card-handle → reader attribution, and a merged, filtered stream of
- * calls, markers and wire events ordered by monotonic time.
+ * events.h — the merged, filtered stream of calls, markers and wire events
+ * of the inputs, in monotonic time order, each attributed to its reader.
  *
  * Memory stays constant in the trace size: the stream holds one row per
  * source (3 per trace file) and the handle map only open card handles.
  */
 #pragma once
 
-#include "trace.h"
+#include "inputs.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-
-#define TAP_MAX_FILES 16
-
-struct tap_input;
-
-/**
- * Open the traces named in @p paths (or $PCSCTAP_TRACE when @p n is 0).
- * On failure one line "pcsctap CMD: PATH: reason" is printed on stderr.
- * @param[in] cmd the subcommand, for messages
- * @retval PCSCTAP_EXIT_OK, or the exit status to return
- */
-int tap_input_open(struct tap_input **out, const char *cmd, char **paths, int n);
-void tap_input_close(struct tap_input *in);
-int tap_input_count(const struct tap_input *in);
-struct trace_reader *tap_input_reader(struct tap_input *in, int file);
-const char *tap_input_path(const struct tap_input *in, int file);
-
-/* The base name of the process's executable, or "?" when not recorded. */
-const char *tap_process_name(const struct tap_input *in, int file, int64_t pid);
-
-/* The role the process recorded ("shim", "driver"), or NULL. */
-const char *tap_process_role(const struct tap_input *in, int file, int64_t pid);
-
-/*
- * Report a reader failure during iteration (one line) and return the exit
- * status for it.
- */
-int tap_input_fail(struct tap_input *in, const char *cmd, int file, int rc);
-
-/* ---------------------------------------------------------------------- */
 
 enum tap_kind {
 	TAP_CALL = 1u << 0,
@@ -116,12 +83,3 @@ int tap_input_start(struct tap_input *in, int64_t *t0, bool *empty, int *err_fil
  * @retval PCSCTAP_EXIT_OK, or the exit status to return
  */
 int tap_input_open_nonempty(struct tap_input **out, const char *cmd, char **paths, int n);
-
-/* ---------------------------------------------------------------------- */
-/* Card handle → reader, learnt from SCardConnect, forgotten at Disconnect. */
-
-struct tap_handles;
-struct tap_handles *tap_handles_new(void);
-void tap_handles_free(struct tap_handles *h);
-/* Feed a call (updates the map); @retval the reader of the call's card, or NULL. */
-const char *tap_handles_feed(struct tap_handles *h, int file, const struct trace_call_row *row);

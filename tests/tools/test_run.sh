@@ -1,0 +1,76 @@
+#!/bin/sh
+# pcsctap run refuses, before the command starts, a trace path that the
+# shim would refuse: a text file, another program's database, a directory,
+# a trace that this user may not read (a second user: nobody).  A good trace, an empty file and a new path still work, with
+# a real client (opensc-tool, no pcscd: its calls fail and are recorded).
+# usage: test_run.sh PCSCTAP
+set -u
+PCSCTAP=$1
+. "$(dirname "$0")/tap.sh"
+tap_require sqlite3 opensc-tool setpriv
+chmod 755 "$T"
+mkdir -m 1777 "$T/w"
+export PCSCLITE_CSOCK_NAME="$T/no-pcscd"
+# refused PATH WHY [RUNNER...]: exit 1, one line naming PATH and WHY, the
+# command never ran, the file unchanged
+refused() {
+	path=$1
+	why=$2
+	shift 2
+	rm -f "$T/w/ran"
+	before=$(cat "$path" 2>/dev/null | sha256sum)
+	with_asan "$@" "$PCSCTAP" run -o "$path" -- sh -c ": >'$T/w/ran'" >"$T/out" 2>"$T/err"
+	rc=$?
+	if [ "$rc" -eq 1 ] && [ ! -e "$T/w/ran" ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
+	    grep -q "^pcsctap run: $path: .*$why" "$T/err" &&
+	    [ "$(cat "$path" 2>/dev/null | sha256sum)" = "$before" ]; then
+		ok "run -o $(basename "$path"): refused before the command ($why)"
+	else
+		fail "run -o $(basename "$path"): rc $rc, ran: $([ -e "$T/w/ran" ] && echo yes || echo no)"
+		sed 's/^/# /' "$T/err"
+	fi
+}
+
+echo "some notes" >"$T/notes.txt"
+refused "$T/notes.txt" "not an SQLite database"
+sqlite3 "$T/foreign.db" "create table x(a); insert into x values(1);"
+refused "$T/foreign.db" "not a pcsctap trace"
+mkdir "$T/dir"
+refused "$T/dir" "is a directory"
+# A missing directory only fails when the trace is written: the shim's to
+# warn about, the command runs (as faults-readonly wants for a read-only one).
+with_asan "$PCSCTAP" run -o "$T/no/such/dir/t.db" -- sh -c ": >'$T/w/ran'" >/dev/null 2>"$T/err"
+check "run -o MISSING-DIR/t.db: the command runs, no trace" sh -c "[ -e '$T/w/ran' ] && grep -q 'no trace written to' '$T/err'"
+
+# A trace of root's, 0600, that nobody may not read: refused for nobody.
+with_asan "$PCSCTAP" run -o "$T/root.db" -- opensc-tool -l >/dev/null 2>&1
+check "set-up: root's trace written, mode 600" \
+	sh -c "[ \$(stat -c %a '$T/root.db') = 600 ] && sqlite3 '$T/root.db' 'select count(*) from calls' | grep -qv '^0$'"
+if [ "$(id -u)" = 0 ]; then
+	refused "$T/root.db" "Permission denied" setpriv --reuid=65534 --regid=65534 --clear-groups
+	check "set-up: nobody may write in the directory" sh -c "chmod 777 '$T' && setpriv --reuid=65534 --regid=65534 --clear-groups touch '$T/nobody-probe'"
+	rm -f "$T/nobody-probe"
+	# nobody's own new trace in the same directory works
+	with_asan setpriv --reuid=65534 --regid=65534 --clear-groups "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+	check "nobody: a new trace of its own is written" grep -q "trace in $T/nobody.db" "$T/err"
+	chmod 755 "$T"
+else
+	# the unit suite needs no root; the second user does
+	for what in "another user's trace refused" "nobody may write" "nobody's own trace"; do
+		n=$((n + 1))
+		echo "ok $n - $what # SKIP not root"
+	done
+fi
+
+# Still accepted: an existing trace (appended to), an empty file, a new path.
+calls=$(sqlite3 "$T/root.db" 'select count(*) from calls')
+with_asan "$PCSCTAP" run -o "$T/root.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+check "run -o TRACE: appended ($calls -> $(sqlite3 "$T/root.db" 'select count(*) from calls') calls)" \
+	[ "$(sqlite3 "$T/root.db" 'select count(*) from calls')" -gt "$calls" ]
+: >"$T/empty.db"
+with_asan "$PCSCTAP" run -o "$T/empty.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+check "run -o EMPTY-FILE: a trace is written" grep -q "trace in $T/empty.db" "$T/err"
+with_asan "$PCSCTAP" run -o "$T/new.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+check "run -o NEW: a trace is written" grep -q "trace in $T/new.db" "$T/err"
+
+tap_end
