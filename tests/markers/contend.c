@@ -5,7 +5,8 @@
  *	contend holder READER ON_MS OFF_MS SECONDS
  *		loop: SCardBeginTransaction, one APDU, ON_MS pause,
  *		SCardEndTransaction(LEAVE), OFF_MS pause; prints "holding"
- *		once its first transaction is held, "cycles N" at the end.
+ *		once its first transaction is held, then "held B E" per
+ *		transaction (CLOCK_MONOTONIC ns while it held the card).
  *	contend guest READER ID APDUS GAP_MS DISPOSITION [REPEAT]
  *		REPEAT times: connect shared T=1, APDUS APDUs 80 10 ID k 00
  *		GAP_MS apart, SCardDisconnect(DISPOSITION).
@@ -105,12 +106,16 @@ holder(SCARDCONTEXT ctx, const char *reader, unsigned on, unsigned off, unsigned
 	unsigned cycles = 0;
 	DWORD active;
 
+	/* No end: the test stops the holder (SIGTERM) when its guests are done. */
+
 	if (SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &active)) {
 		failed = 1;
 		return;
 	}
 	while (now_us() < end) {
 		if (SCardBeginTransaction(card) == SCARD_S_SUCCESS) {
+			double held = now_us();
+
 			if (!cycles++) {
 				printf("holding\n");
 				fflush(stdout);
@@ -118,13 +123,15 @@ holder(SCARDCONTEXT ctx, const char *reader, unsigned on, unsigned off, unsigned
 			(void)apdu(card, 0x30, 0xEE, (BYTE)cycles);
 			if (on)
 				pause_ms(on);
+			/* Taken before the end: the card is surely still held. */
+			printf("held %.0f %.0f\n", held * 1e3, now_us() * 1e3);
+			fflush(stdout);
 			(void)SCardEndTransaction(card, SCARD_LEAVE_CARD);
 		}
 		if (off)
 			pause_ms(off);
 	}
 	SCardDisconnect(card, SCARD_LEAVE_CARD);
-	printf("cycles %u\n", cycles);
 }
 
 static void
@@ -173,7 +180,8 @@ random_schedule(SCARDCONTEXT ctx, const char *reader, BYTE id, unsigned seed, un
 			report("end", SCardEndTransaction(card, SCARD_LEAVE_CARD), 0);
 			in_transaction = 0;
 		} else if (r < 80) {
-			pause_ms((unsigned)(rand() % 30));
+			/* Long inside a transaction, so that the others meet it. */
+			pause_ms((unsigned)(rand() % 30) + (in_transaction ? 20 : 0));
 		} else if (r < 90 || i + 1 == steps) {
 			if (in_transaction)
 				report("end", SCardEndTransaction(card, SCARD_LEAVE_CARD), 0);
