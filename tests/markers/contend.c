@@ -10,6 +10,12 @@
  *	contend guest READER ID APDUS GAP_MS DISPOSITION [REPEAT]
  *		REPEAT times: connect shared T=1, APDUS APDUs 80 10 ID k 00
  *		GAP_MS apart, SCardDisconnect(DISPOSITION).
+ *	contend pair READER N
+ *		one process, two handles, N rounds: B connects, A begins a
+ *		transaction, B disconnects (LEAVE) while A holds the card, A
+ *		ends it, B connects and disconnects again; prints the median
+ *		microseconds of "connect", "disconnect-held" (B's disconnect
+ *		during A's transaction) and "disconnect" (the free one).
  *	contend random READER ID SEED STEPS
  *		a seeded schedule of connects, transactions, transmits
  *		(80 20 ID k 00), disconnects and short pauses.
@@ -153,6 +159,53 @@ guest(SCARDCONTEXT ctx, const char *reader, BYTE id, unsigned apdus, unsigned ga
 	}
 }
 
+static int
+by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), by_value);
+	return n ? v[n / 2] : 0;
+}
+
+static void
+pair(SCARDCONTEXT ctx, const char *reader, unsigned rounds)
+{
+	double *t = calloc(3 * (size_t)rounds, sizeof(*t)), t0;
+	SCARDHANDLE a, b;
+	DWORD active;
+
+	if (!t || SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &a, &active)) {
+		failed = 1;
+		free(t);
+		return;
+	}
+	for (unsigned i = 0; i < rounds; i++) {
+		t0 = now_us();
+		failed |= SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &b, &active) != 0;
+		t[i] = now_us() - t0;
+		failed |= SCardBeginTransaction(a) != 0;
+		t0 = now_us();
+		failed |= SCardDisconnect(b, SCARD_LEAVE_CARD) != 0;
+		t[rounds + i] = now_us() - t0;
+		failed |= SCardEndTransaction(a, SCARD_LEAVE_CARD) != 0;
+		failed |= SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &b, &active) != 0;
+		t0 = now_us();
+		failed |= SCardDisconnect(b, SCARD_LEAVE_CARD) != 0;
+		t[2 * rounds + i] = now_us() - t0;
+	}
+	SCardDisconnect(a, SCARD_LEAVE_CARD);
+	printf("connect %.0f\ndisconnect-held %.0f\ndisconnect %.0f\n", median(t, rounds),
+	       median(t + rounds, rounds), median(t + 2 * rounds, rounds));
+	free(t);
+}
+
 static void
 random_schedule(SCARDCONTEXT ctx, const char *reader, BYTE id, unsigned seed, unsigned steps)
 {
@@ -220,6 +273,8 @@ main(int argc, char **argv)
 		guest(ctx, argv[2], (BYTE)strtoul(argv[3], NULL, 16), (unsigned)atoi(argv[4]),
 		      (unsigned)atoi(argv[5]), disposition(argv[6]),
 		      argc == 8 ? (unsigned)atoi(argv[7]) : 1);
+	else if (!strcmp(argv[1], "pair") && argc == 4)
+		pair(ctx, argv[2], (unsigned)atoi(argv[3]));
 	else if (!strcmp(argv[1], "random") && argc == 6)
 		random_schedule(ctx, argv[2], (BYTE)strtoul(argv[3], NULL, 16),
 				(unsigned)atoi(argv[4]), (unsigned)atoi(argv[5]));
