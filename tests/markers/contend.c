@@ -119,7 +119,14 @@ holder(SCARDCONTEXT ctx, const char *reader, unsigned on, unsigned off, unsigned
 		return;
 	}
 	while (now_us() < end) {
-		if (SCardBeginTransaction(card) == SCARD_S_SUCCESS) {
+		LONG rv = SCardBeginTransaction(card);
+
+		/* A guest's reset: pcscd refuses this handle until it reconnects. */
+		if (rv == SCARD_W_RESET_CARD &&
+		    SCardReconnect(card, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD,
+				   &active) == SCARD_S_SUCCESS)
+			rv = SCardBeginTransaction(card);
+		if (rv == SCARD_S_SUCCESS) {
 			double held = now_us();
 
 			if (!cycles++) {

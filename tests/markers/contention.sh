@@ -11,6 +11,8 @@
 bed_require pcscd
 [ -f "${PCSCTAP_DRIVER:-}" ] || bed_skip "the pcsctap driver is not built"
 bed_start --driver pcsctap --driver-opts markers=on --card test
+# Inside pcscd's mount namespace, $BED_DIR is /run/pcscd.
+SIDE_DIR_IN_PCSCD=/run/pcscd
 holder_pid=
 trap 'stop_holder; bed_stop' EXIT
 
@@ -90,3 +92,12 @@ scenario "many sessions (50 %)"       20   20  2      2     5   leave 8
 side=$(grep -c 'pcsctap: side channel marker of pid [0-9]*: sent' "$BED_DIR/pcscd.log")
 [ "$side" -gt 0 ] || bed_fail "no marker met the holder's transaction: the set-up did not contend"
 echo "ok: $side markers met a transaction and went through the side channel"
+
+# pcscd killed (its side channel sockets stay behind) and started again:
+# the new driver replaces the stale sockets, with new tokens.
+"$BED_STACK" pcscd-stop "$BED_DIR" || bed_fail "pcscd-stop"
+[ -S "$BED_DIR/pcsctap-00-00" ] || bed_fail "no stale side channel socket after the kill (set-up)"
+"$BED_STACK" pcscd-start "$BED_DIR" || bed_fail "pcscd-start"
+grep -q "marker side channel $SIDE_DIR_IN_PCSCD/pcsctap-00-00" "$BED_DIR/pcscd.log" ||
+	bed_fail "the restarted driver has no side channel: $(grep 'side channel' "$BED_DIR/pcscd.log")"
+scenario "after a pcscd restart (50 %)" 150 150 1 3 70 leave 3
