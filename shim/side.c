@@ -3,8 +3,8 @@
  * proxy/sidechannel.c): used only when pcscd refused the application's
  * own handle because another handle holds a transaction.
  *
- * One short connection per request, bounded by SIDE_TIMEOUT_MS; nothing
- * is kept open, so fork() and exec() need no care.  The socket is in the
+ * One short connection per request, never blocking in connect and
+ * bounded by SIDE_TIMEOUT_MS for the answer; nothing is kept open, so fork() and exec() need no care.  The socket is in the
  * directory of the socket the client library uses (PCSCLITE_CSOCK_NAME,
  * or SIDE_SOCKET_DIR), read once.
  */
@@ -66,7 +66,8 @@ request(const char *reader, const uint8_t *req, size_t len, uint8_t *answer, siz
 	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dir, name) >=
 	    sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a full backlog must fail the connect, not hold the application. */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
