@@ -152,6 +152,19 @@ copy_name(char *dst, const char *src)
 	dst[MAX_READERNAME - 1] = '\0';
 }
 
+/* The cached features of @p reader are stale: the next connect asks again. */
+static void
+forget_reader(const char *name)
+{
+	struct reader_feature *f;
+
+	pthread_mutex_lock(&lock);
+	f = find_reader(name);
+	if (f)
+		*f = readers[--n_readers];
+	pthread_mutex_unlock(&lock);
+}
+
 /*
  * Does @p reader hold a card with this ATR right now?  Asked on a context
  * of our own (the application's may be busy in SCardGetStatusChange);
@@ -260,6 +273,7 @@ record(const struct client *cl, const struct pending *p, LONG rv)
 static LONG
 deliver(const struct client *cl, const struct pending *p)
 {
+	struct shim_side_hello hello;
 	DWORD returned = 0;
 	LONG rv;
 	int st;
@@ -268,6 +282,13 @@ deliver(const struct client *cl, const struct pending *p)
 	if (rv != SCARD_E_SHARING_VIOLATION || !cl->token)
 		return rv;
 	st = shim_side_marker(cl->reader, cl->token, p->body, p->len);
+	if (st == SIDE_WRONG_TOKEN) {
+		/* pcscd was restarted since the feature list was cached: ask again. */
+		forget_reader(cl->reader);
+		if (shim_side_hello(cl->reader, &hello) == 0 &&
+		    reader_has_atr(cl->reader, hello.atr, hello.atr_len))
+			st = shim_side_marker(cl->reader, hello.token, p->body, p->len);
+	}
 	if (st == SIDE_OK)
 		return SCARD_S_SUCCESS;
 	return st == SIDE_NO_CARD ? SCARD_E_NOT_TRANSACTED : rv;

@@ -322,3 +322,20 @@ Test(markers, side_channel_refuses_another_pid_a_wrong_token_and_bad_bodies)
 	cr_expect_eq(shim_side_hello("Test 00 01", &hello), -ENOENT);
 	cr_expect_eq(shim_side_hello("no numbers", &hello), -EINVAL);
 }
+
+Test(markers, side_channel_of_a_restarted_pcscd_is_asked_again)
+{
+	shim_markers_after_connect(0x11, READER, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_T1);
+	/* A new driver instance: the cached token is stale. */
+	sidechannel_stop(&fake.slot);
+	start_side();
+	fake.locked = true;
+	shim_markers_before_disconnect(0x11, SCARD_LEAVE_CARD);
+	expect_marker(MARKER_CONNECT, 0x11, 1);
+	expect_marker(MARKER_DISCONNECT, 0x11, 2);
+	/* And the cache entry is gone: the next connect asks pcscd again. */
+	fake.locked = false;
+	shim_markers_after_connect(0x12, READER, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_T1);
+	expect_marker(MARKER_CONNECT, 0x12, 1);
+	cr_expect_eq(fake.discoveries, 2);
+}
