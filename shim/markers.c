@@ -244,10 +244,14 @@ record(const struct client *cl, const struct pending *p, LONG rv)
 {
 	struct trace_marker tm;
 
-	if (rv != SCARD_S_SUCCESS && !warned_loss) {
+	/*
+	 * Only contention is worth a warning: other failures (pcscd gone, the
+	 * card dropped) are the application's own calls' failures too.
+	 */
+	if (rv == SCARD_E_SHARING_VIOLATION && !warned_loss) {
 		warned_loss = true;
-		trace_warnf("a session marker for reader '%s' was not delivered (0x%08lX); "
-			    "the trace's markers table counts every one", cl->reader, (unsigned long)rv);
+		trace_warnf("a session marker for reader '%s' met another client's transaction and "
+			    "could not be delivered; the trace's markers table counts every one", cl->reader);
 	}
 	if (!shim_writer)
 		return;
