@@ -17,8 +17,9 @@
  * with the feature list.  A discovery refused the same way asks the side
  * channel (verified against the reader's ATR, not cached).  Where neither
  * answers, the client's markers wait, in order, until a later discovery
- * succeeds — retried before each of its markers, transmits and controls;
- * at its disconnect they are given up and counted in the trace (rv).
+ * succeeds — retried before each of its markers, and before its transmits
+ * and controls for as long as those would wait for the card anyway; at its
+ * disconnect they are given up and counted in the trace (rv).
  *
  * Nothing here changes what the application sees: the wrapper restores
  * errno, no output of the application is touched, and the result of the
@@ -32,6 +33,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A reader's answer to feature discovery through SCardControl. */
@@ -342,13 +344,24 @@ drop_client(struct client *cl)
 	*cl = clients[--n_clients];
 }
 
+/* How often and how long a call that reaches the card looks for a free card. */
+#define SETTLE_POLL_MS 5
+#define SETTLE_BOUND_MS 1000
+
 /*
  * For a client whose reader is not known yet: ask again and, once it is
- * known, send what waited, in order.  The lock is not held.
+ * known, send what waited, in order.  With @p wait (before a transmit or
+ * control, which pcsc-lite's client retries every 100 ms until no other
+ * handle holds a transaction), keep asking while pcscd refuses for another
+ * handle's transaction: the call would wait at least as long, unless the
+ * application turned that waiting off (PCSCLITE_NO_BLOCKING).  The lock is
+ * not held.
  */
 static void
-settle(SCARDHANDLE card)
+settle(SCARDHANDLE card, bool wait)
 {
+	const struct timespec poll = { .tv_nsec = SETTLE_POLL_MS * 1000000L };
+	int64_t give_up = trace_mono_ns() + (int64_t)SETTLE_BOUND_MS * 1000000;
 	struct client snap, *cl;
 	struct pending *waiting = NULL;
 	size_t n_waiting = 0;
@@ -364,7 +377,18 @@ settle(SCARDHANDLE card)
 	pthread_mutex_unlock(&lock);
 	if (!cl || snap.code)
 		return;
-	f = discover(card, snap.reader, &code, &token, &why);
+	/*
+	 * getenv, not secure_getenv: the client library reads it so, and it
+	 * can only shorten the wait.
+	 */
+	if (wait && getenv("PCSCLITE_NO_BLOCKING"))
+		wait = false;
+	for (;;) {
+		f = discover(card, snap.reader, &code, &token, &why);
+		if (f != FEATURES_UNKNOWN || !wait || trace_mono_ns() >= give_up)
+			break;
+		nanosleep(&poll, NULL);
+	}
 	pthread_mutex_lock(&lock);
 	cl = find_client(card);
 	if (cl && !cl->code) {
@@ -403,7 +427,7 @@ emit(SCARDHANDLE card, uint8_t event, const DWORD *params, bool has_disposition,
 	bool queued = false, lost = false;
 
 	if (__atomic_load_n(&n_unknown, __ATOMIC_RELAXED))
-		settle(card);
+		settle(card, false);
 	pthread_mutex_lock(&lock);
 	cl = find_client(card);
 	if (cl) {
@@ -521,7 +545,7 @@ void
 shim_markers_before_io(SCARDHANDLE card)
 {
 	if (shim_config.markers && __atomic_load_n(&n_unknown, __ATOMIC_RELAXED))
-		settle(card);
+		settle(card, true);
 }
 
 void

@@ -241,11 +241,16 @@ random_schedule(SCARDCONTEXT ctx, const char *reader, BYTE id, unsigned seed, un
 			in_transaction = 0;
 		} else if (r < 80) {
 			/* Long inside a transaction, so that the others meet it. */
-			pause_ms((unsigned)(rand() % 30) + (in_transaction ? 20 : 0));
+			pause_ms((unsigned)(rand() % 30) + (in_transaction ? 40 : 0));
 		} else if (r < 90 || i + 1 == steps) {
 			if (in_transaction)
 				report("end", SCardEndTransaction(card, SCARD_LEAVE_CARD), 0);
-			/* LEAVE: a reset would fail the others' next calls (W_RESET_CARD). */
+			/*
+			 * A pause first, so that another process may have begun a
+			 * transaction; LEAVE: a reset would fail the others' next
+			 * calls (W_RESET_CARD).
+			 */
+			pause_ms((unsigned)(rand() % 20));
 			disconnect(card, SCARD_LEAVE_CARD);
 			connected = in_transaction = 0;
 		}

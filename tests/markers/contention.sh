@@ -101,3 +101,30 @@ echo "ok: $side markers met a transaction and went through the side channel"
 grep -q "marker side channel $SIDE_DIR_IN_PCSCD/pcsctap-00-00" "$BED_DIR/pcscd.log" ||
 	bed_fail "the restarted driver has no side channel: $(grep 'side channel' "$BED_DIR/pcscd.log")"
 scenario "after a pcscd restart (50 %)" 150 150 1 3 70 leave 3
+
+# Stock vpcd under contention: discovery meets the holder's transactions,
+# finds no side channel, and is retried until the reader answers without
+# the marker feature; the card never sees a marker (control byte 05).
+stop_holder
+bed_stop
+bed_start --driver vpcd --card test
+start_holder 5 5
+mark=$(bed_mark)
+sessions=4
+rm -f "$BED_TMP/trace"
+guests 2 3 10 leave yes
+guests 2 3 10 leave no
+stop_holder
+for id in 1 2; do
+	diff <(tail -n +2 "$BED_TMP/u-$id.out") <(tail -n +2 "$BED_TMP/g-$id.out") > /dev/null ||
+		bed_fail "stock vpcd: guest $id's output differs under pcsctap run"
+	cmp -s "$BED_TMP/u-$id.rc" "$BED_TMP/g-$id.rc" || bed_fail "stock vpcd: guest $id's exit status differs"
+	! grep -v '^pcsctap: trace in ' "$BED_TMP/g-$id.err" || bed_fail "stock vpcd: guest $id wrote to stderr (above)"
+done
+! bed_kinds "$mark" | grep -qx MARKER || bed_fail "stock vpcd: the card saw a marker"
+# Not even tried: stock vpcd would refuse the code before the card.
+tried=$(/usr/bin/python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from markers").fetchone()[0])' "$BED_TMP/trace") ||
+	bed_fail "stock vpcd: cannot read the trace"
+[ "$tried" = 0 ] || bed_fail "stock vpcd: the shim tried $tried markers"
+[ "$(bed_kinds "$mark" | grep -cx APDU)" -gt 0 ] || bed_fail "stock vpcd: no APDU at the card (set-up)"
+echo "ok stock vpcd under contention: no marker, outputs as untraced"

@@ -15,6 +15,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,7 @@ fake_control(SCARDHANDLE card, DWORD code, LPCVOID in, DWORD in_len, LPVOID out,
 	int rc;
 
 	*returned = 0;
-	if (fake.locked)
+	if (__atomic_load_n(&fake.locked, __ATOMIC_SEQ_CST))
 		return SCARD_E_SHARING_VIOLATION;
 	if (code == CM_IOCTL_GET_FEATURE_REQUEST) {
 		fake.discoveries++;
@@ -244,7 +245,10 @@ Test(markers, failed_discovery_is_retried_and_markers_wait_in_order)
 	fake.status_atr = other_atr;
 	fake.locked = true;
 	shim_markers_after_connect(0x11, READER, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_T1);
+	/* A transmit that would not wait for the card does not wait here either. */
+	setenv("PCSCLITE_NO_BLOCKING", "1", 1);
 	shim_markers_before_io(0x11);
+	unsetenv("PCSCLITE_NO_BLOCKING");
 	expect_no_marker();
 	fake.locked = false;
 	/* Before the next transmit: discovery again, then the waiting connect. */
@@ -338,4 +342,31 @@ Test(markers, side_channel_of_a_restarted_pcscd_is_asked_again)
 	shim_markers_after_connect(0x12, READER, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_T1);
 	expect_marker(MARKER_CONNECT, 0x12, 1);
 	cr_expect_eq(fake.discoveries, 2);
+}
+
+static void *
+release_later(void *arg)
+{
+	usleep(100 * 1000);
+	__atomic_store_n(&fake.locked, false, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+Test(markers, transmit_looks_for_the_free_card_as_the_real_one_would_wait)
+{
+	static const uint8_t other_atr[sizeof(atr)] = { 0x3B, 0x00 };
+	pthread_t releaser;
+	int64_t t0;
+
+	fake.status_atr = other_atr;
+	fake.locked = true;
+	shim_markers_after_connect(0x11, READER, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_T1);
+	cr_assert_eq(pthread_create(&releaser, NULL, release_later, NULL), 0);
+	t0 = trace_mono_ns();
+	shim_markers_before_io(0x11);
+	/* It returned once the card was free (set-up: it did wait), marker first. */
+	cr_expect_not(__atomic_load_n(&fake.locked, __ATOMIC_SEQ_CST));
+	cr_expect_geq(trace_mono_ns() - t0, 50 * 1000000);
+	expect_marker(MARKER_CONNECT, 0x11, 1);
+	pthread_join(releaser, NULL);
 }
