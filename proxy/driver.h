@@ -129,6 +129,22 @@ ssize_t slot_transmit(struct slot *s, const uint8_t *apdu, size_t len, uint8_t *
  */
 int slot_marker(struct slot *s, const uint8_t *body, size_t len);
 
+/* The marker side channel (sidechannel.c, wire.h): markers on only. */
+
+/**
+ * Listen for markers on @p s's socket in @p dir (SIDE_SOCKET_DIR inside
+ * pcscd), served by a thread of its own.
+ * @retval 0 listening
+ * @retval <0 negative errno; logged, the slot works without it
+ */
+int sidechannel_start(struct slot *s, const char *dir);
+
+/* Stop the thread and remove the socket (before slot_close()). */
+void sidechannel_stop(struct slot *s);
+
+/* The token of @p s's side channel; 0 when it has none. */
+uint32_t sidechannel_token(const struct slot *s);
+
 /* Part 10 answers (features.c). */
 
 /* Control code of FEATURE_GET_TLV_PROPERTIES (the CCID convention, as vpcd). */
@@ -136,10 +152,12 @@ int slot_marker(struct slot *s, const uint8_t *body, size_t len);
 
 /**
  * Answer CM_IOCTL_GET_FEATURE_REQUEST.
+ * @param[in] side_token the slot's side channel token, listed with
+ *            SIDE_FEATURE_TAG when markers are on (0: none)
  * @retval >=0 bytes written
  * @retval -ENOBUFS @p cap too small
  */
-ssize_t features_answer(bool markers, uint8_t *out, size_t cap);
+ssize_t features_answer(bool markers, uint32_t side_token, uint8_t *out, size_t cap);
 
 /**
  * Answer FEATURE_GET_TLV_PROPERTIES.

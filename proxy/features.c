@@ -10,9 +10,10 @@
 #include <string.h>
 
 ssize_t
-features_answer(bool markers, uint8_t *out, size_t cap)
+features_answer(bool markers, uint32_t side_token, uint8_t *out, size_t cap)
 {
-	size_t need = (markers ? 2 : 1) * FEATURE_TLV_SIZE;
+	bool side = markers && side_token;
+	size_t need = (1 + markers + side) * FEATURE_TLV_SIZE;
 
 	if (cap < need)
 		return -ENOBUFS;
@@ -20,6 +21,8 @@ features_answer(bool markers, uint8_t *out, size_t cap)
 	/* Only when markers are on: the shim sends markers only where advertised. */
 	if (markers)
 		feature_put(out + FEATURE_TLV_SIZE, MARKER_FEATURE_TAG, MARKER_CONTROL_CODE);
+	if (side)
+		feature_put(out + 2 * FEATURE_TLV_SIZE, SIDE_FEATURE_TAG, side_token);
 	return (ssize_t)need;
 }
 

@@ -73,6 +73,9 @@ create_channel(DWORD lun, const struct devopts *o)
 	if (slot_open(s, lun, (unsigned)index, o) < 0)
 		goto out;
 	table[reader][index] = s;
+	/* Markers that meet another client's transaction come this way. */
+	if (o->markers)
+		(void)sidechannel_start(s, SIDE_SOCKET_DIR);
 	s = NULL;
 	rc = IFD_SUCCESS;
 out:
@@ -121,6 +124,7 @@ IFDHCloseChannel(DWORD Lun)
 	pthread_mutex_unlock(&table_lock);
 	if (!s)
 		return IFD_COMMUNICATION_ERROR;
+	sidechannel_stop(s);
 	pthread_mutex_lock(&s->lock);
 	pthread_mutex_unlock(&s->lock);
 	slot_close(s);
@@ -345,7 +349,8 @@ IFDHControl(DWORD Lun, DWORD dwControlCode, PUCHAR TxBuffer, DWORD TxLength, PUC
 		return IFD_COMMUNICATION_ERROR;
 	switch (dwControlCode) {
 	case CM_IOCTL_GET_FEATURE_REQUEST:
-		n = features_answer(s->opts.markers, RxBuffer, RxBuffer ? RxLength : 0);
+		n = features_answer(s->opts.markers, sidechannel_token(s), RxBuffer,
+				    RxBuffer ? RxLength : 0);
 		break;
 	case DRIVER_IOCTL_TLV_PROPERTIES:
 		n = features_tlv_properties(RxBuffer, RxBuffer ? RxLength : 0);

@@ -380,6 +380,7 @@ pre_SCardControl(struct shim_call *c, SCARDHANDLE hCard, DWORD dwControlCode,
 		 DWORD cbRecvLength, LPDWORD lpBytesReturned)
 {
 	set_card(c, hCard);
+	shim_markers_before_io(hCard);
 	set_code(c, dwControlCode);
 	set_in(c, pbSendBuffer, cbSendLength, "cbSendLength");
 	note_null(c, pbSendBuffer, "pbSendBuffer");
@@ -408,6 +409,8 @@ pre_SCardTransmit(struct shim_call *c, SCARDHANDLE hCard, const SCARD_IO_REQUEST
 	int pin = 0;
 
 	set_card(c, hCard);
+	/* A marker that waits for its reader's features goes before the APDU. */
+	shim_markers_before_io(hCard);
 	if (pioSendPci) {
 		c->call.present |= TRACE_HAS_SEND_PCI;
 		c->call.send_pci = pioSendPci->dwProtocol;

@@ -7,6 +7,7 @@
  * wrappers.c the exported functions, generated from scard_api.def.
  * encode.c   the hand-written part: what each function records.
  * markers.c  session markers sent on the application's own card handle.
+ * side.c     the driver's marker side channel, for markers pcscd refused.
  *
  * Nothing here is exported (the library is built with -fvisibility=hidden).
  */
@@ -102,6 +103,8 @@ void shim_markers_after_reconnect(SCARDHANDLE card, DWORD share_mode,
 void shim_markers_after_begin(SCARDHANDLE card);
 void shim_markers_before_end(SCARDHANDLE card, DWORD disposition);
 void shim_markers_before_disconnect(SCARDHANDLE card, DWORD disposition);
+/* Before a call on @p card that reaches the card (transmit, control). */
+void shim_markers_before_io(SCARDHANDLE card);
 /* The handle is gone (after a successful SCardDisconnect). */
 void shim_markers_forget(SCARDHANDLE card);
 
@@ -109,3 +112,29 @@ void shim_markers_forget(SCARDHANDLE card);
 void shim_markers_lock(void);
 void shim_markers_unlock(void);
 void shim_markers_child(void);
+
+/* ---- the marker side channel (side.c, wire.h) -------------------------- */
+
+struct shim_side_hello {
+	uint32_t code;		/* the marker control code */
+	uint32_t token;		/* the slot's token */
+	uint8_t atr[33];	/* the card's ATR as the driver last saw it */
+	size_t atr_len;
+};
+
+/**
+ * Ask the side channel of @p reader (a pcscd reader name "... XX YY").
+ * @retval 0 answered
+ * @retval <0 negative errno (-ENOENT: no side channel for that name)
+ */
+int shim_side_hello(const char *reader, struct shim_side_hello *h);
+
+/**
+ * Send a marker body through the side channel of @p reader.
+ * @retval >=0 the driver's enum side_status
+ * @retval <0 negative errno: not delivered
+ */
+int shim_side_marker(const char *reader, uint32_t token, const uint8_t *body, size_t len);
+
+/* Read PCSCLITE_CSOCK_NAME again on next use (tests). */
+void shim_side_reset(void);

@@ -97,6 +97,13 @@ void vpcd_socket_tune(int fd);
  */
 #define MARKER_CONTROL_CODE 0x423300A5u
 
+/*
+ * Second pcsctap entry of the feature list (markers on only): its 4-byte
+ * value is not a control code but the token of the slot's side channel
+ * (below), which proves that a side channel belongs to this reader.
+ */
+#define SIDE_FEATURE_TAG 0xA6
+
 /* Largest encoded body. */
 #define MARKER_MAX_BODY 512
 
@@ -183,3 +190,61 @@ void feature_put(uint8_t *p, uint8_t tag, uint32_t code);
  *         (entries that run past the end, or whose length is not 4, do not count)
  */
 uint32_t feature_find(const uint8_t *list, size_t len, uint8_t tag);
+
+/* ---------------------------------------------------------------------- */
+/* The marker side channel (docs/markers.md section 2)                    */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * pcscd refuses SCardControl (markers and feature discovery) while another
+ * handle holds a transaction.  With markers on, the driver therefore also
+ * listens on a Unix SOCK_SEQPACKET socket per slot, in pcscd's socket
+ * directory (the directory of PCSCLITE_CSOCK_NAME for a client), named
+ * after the last two words of the reader name that pcscd gives the slot
+ * ("... 01 00" -> "pcsctap-01-00").  One request per connection, one
+ * answer; the driver writes a marker between two exchanges of the slot,
+ * under the slot's lock, and only for the peer's own pid (SO_PEERCRED).
+ */
+#define SIDE_SOCKET_DIR "/run/pcscd"
+#define SIDE_SOCKET_PREFIX "pcsctap-"
+
+enum side_op {
+	/* -> SIDE_OK, marker code u32, token u32, ATR (0..33 bytes) */
+	SIDE_HELLO = 0x01,
+	/* token u32, marker body -> status */
+	SIDE_MARKER = 0x02,
+};
+
+enum side_status {
+	SIDE_OK = 0x00,
+	SIDE_MALFORMED = 0x01,		/* bad request or marker body */
+	SIDE_NOT_YOURS = 0x02,		/* the body's pid is not the peer's */
+	SIDE_WRONG_TOKEN = 0x03,	/* another slot (or pcscd run) than the client asked for */
+	SIDE_NO_CARD = 0x04,		/* the write to the card failed */
+};
+
+/* op + token + body */
+#define SIDE_REQUEST_MAX (1 + 4 + MARKER_MAX_BODY)
+/* status + code + token + ATR */
+#define SIDE_ANSWER_MAX (1 + 4 + 4 + 33)
+/* Bound for one request and its answer, both ends. */
+#define SIDE_TIMEOUT_MS 1000
+
+/**
+ * The socket file name of slot @p slot of reader number @p reader
+ * ("pcsctap-XX-YY").
+ * @retval as snprintf
+ */
+int side_socket_name(char *out, size_t cap, unsigned reader, unsigned slot);
+
+/**
+ * The reader and slot numbers at the end of a reader name that pcscd
+ * made ("NAME XX YY").
+ * @retval 0 found
+ * @retval -EINVAL the name does not end that way
+ */
+int side_reader_numbers(const char *reader_name, unsigned *reader, unsigned *slot);
+
+/* Big-endian u32 at @p p (feature list entries, side channel messages). */
+void wire_put_u32(uint8_t *p, uint32_t v);
+uint32_t wire_get_u32(const uint8_t *p);

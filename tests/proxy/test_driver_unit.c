@@ -73,18 +73,18 @@ Test(features, answer)
 	uint8_t buf[64];
 	ssize_t n;
 
-	n = features_answer(false, buf, sizeof(buf));
+	n = features_answer(false, 0, buf, sizeof(buf));
 	cr_assert_eq(n, 6);
 	cr_expect_eq(buf[0], 0x12);
 	cr_expect_eq(buf[1], 4);
 	cr_expect_eq((uint32_t)buf[2] << 24 | buf[3] << 16 | buf[4] << 8 | buf[5],
 		     DRIVER_IOCTL_TLV_PROPERTIES);
-	n = features_answer(true, buf, sizeof(buf));
+	n = features_answer(true, 0, buf, sizeof(buf));
 	cr_assert_eq(n, 12);
 	cr_expect_eq(buf[6], MARKER_FEATURE_TAG);
 	cr_expect_eq((uint32_t)buf[8] << 24 | buf[9] << 16 | buf[10] << 8 | buf[11],
 		     MARKER_CONTROL_CODE);
-	cr_expect_eq(features_answer(true, buf, 11), -ENOBUFS);
+	cr_expect_eq(features_answer(true, 0, buf, 11), -ENOBUFS);
 
 	n = features_tlv_properties(buf, sizeof(buf));
 	cr_assert_gt(n, 0);
