@@ -34,7 +34,18 @@
 
 #define CMD "replay"
 #define DEFAULT_READER "127.0.0.1:35963"
-#define DEFAULT_ATR "3B80800101"
+/*
+ * Without a recorded ATR, one that offers the protocols the recorded
+ * sessions used, so that clients negotiate the same one.
+ */
+static const struct {
+	uint32_t protocols;	/* SCARD_PROTOCOL_T0 1, T1 2 */
+	const char *atr;
+} default_atrs[] = {
+	{ 1, "3B00" },		/* T=0 only (no interface bytes) */
+	{ 2, "3B800181" },	/* T=1 only */
+	{ 0, "3B80800101" },	/* T=0 and T=1 (as pcsctap card) */
+};
 #define DEFAULT_WAIT_S 10
 /* Unmatched commands, or (--check) APDUs that differ from the recording. */
 #define REPLAY_EXIT_DIFFERS 8
@@ -641,10 +652,16 @@ cmd_replay(int argc, char **argv)
 	}
 	replay_index_set_strict(card.idx, o.strict);
 	if (o.atr || !info.atr_len) {
+		const char *atr = o.atr;
+
+		for (size_t i = 0; !atr; i++) {
+			if (default_atrs[i].protocols == info.protocols || !default_atrs[i].protocols)
+				atr = default_atrs[i].atr;
+		}
 		if (!o.atr)
 			fprintf(stderr, "pcsctap %s: the trace holds no ATR; answering %s (--atr sets one)\n",
-				CMD, DEFAULT_ATR);
-		n = hex_decode(o.atr ? o.atr : DEFAULT_ATR, card.atr, sizeof(card.atr));
+				CMD, atr);
+		n = hex_decode(atr, card.atr, sizeof(card.atr));
 		if (n < 2) {
 			fprintf(stderr, "pcsctap %s: '%s' is not an ATR (2 to 33 bytes of hex)\n", CMD, o.atr);
 			status = PCSCTAP_EXIT_USAGE;

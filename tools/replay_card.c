@@ -33,10 +33,13 @@ report_apdu(struct replay_card *card, const uint8_t *cmd, size_t len,
 	    const uint8_t *resp, size_t resp_len, int match, int64_t id)
 {
 	char *hex = malloc(2 * (len + resp_len) + 2);
+	uint8_t *shown = NULL;
 	char text[160];
 
-	if (!hex)
-		return;
+	/* Never a PIN on the terminal or in a log: shown as recorded. */
+	if (!hex || replay_normalize(cmd, len, &shown) < 0)
+		goto out;
+	cmd = shown;
 	hex_encode(cmd, len, hex);
 	if (match == REPLAY_UNMATCHED) {
 		apdu_format_command(cmd, len, 16, text, sizeof(text));
@@ -53,6 +56,8 @@ report_apdu(struct replay_card *card, const uint8_t *cmd, size_t len,
 			fprintf(card->log, "%s  %s #%lld\n", hex, match_names[match], (long long)id);
 		fflush(card->log);
 	}
+out:
+	free(shown);
 	free(hex);
 }
 

@@ -339,6 +339,9 @@ read_client_view(struct build *b, struct trace_reader *r, const struct trace_fil
 
 		if (call_resets(c))
 			b->context = 0;
+		if ((c->fn == TRACE_FN_SCardConnect || c->fn == TRACE_FN_SCardReconnect) &&
+		    c->rv == 0 && (c->present & TRACE_HAS_ACTIVE_PROTOCOL))
+			b->info->protocols |= (uint32_t)c->active_protocol;
 		if (c->fn == TRACE_FN_SCardStatus && c->rv == 0)
 			seen_atr(b, reader, &c->out, true);
 		for (size_t i = 0; c->fn == TRACE_FN_SCardGetStatusChange && i < c->n_states; i++) {
@@ -435,6 +438,7 @@ read_view(struct build *b, struct trace_reader *r, enum replay_view view)
 	b->context = 0;
 	b->info->n_exchanges = 0;
 	b->info->reader[0] = '\0';
+	b->info->protocols = 0;
 	b->info->view = view;
 	if (view == REPLAY_VIEW_CLIENT) {
 		f.session = sel->session;

@@ -57,6 +57,7 @@ struct replay_info {
 	uint8_t atr[33];	/* the first ATR of the selection */
 	size_t atr_len;		/* 0 when the trace holds none */
 	char reader[256];	/* the reader the APDUs were sent to ("" unknown) */
+	uint32_t protocols;	/* client view: the active protocols of its connects */
 };
 
 enum replay_match {

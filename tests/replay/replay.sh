@@ -164,5 +164,138 @@ clients)
 	expect "the log names each answer's context" "$(grep -c '^APDU 00A4040000 -> 9000  in context #' "$work/bg.log")" 2
 	ok "an unknown command got 6D00"
 	;;
+vpcd)
+	[ -f /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || bed_skip "stock vpcd is not installed"
+	bed_start --driver vpcd $cards
+	record pyscard "$PY" "$PYCLIENT" "$BED_READER" connect:shared:t01 transmit:00A4040000 \
+		transmit:00B0000004 transmit:00CA010100 disconnect:leave
+	card_stop
+	check pyscard "$work/pyscard.trace" -- "$PY" "$PYCLIENT" "$BED_READER" connect:shared:t01 transmit:00A4040000 \
+		transmit:00B0000004 transmit:00CA010100 disconnect:leave ||
+		bed_fail "check against stock vpcd failed: $(cat "$work/pyscard.check")"
+	same_output pyscard
+	expect "stock vpcd: summary" "$(summary pyscard)" "3 0 0 3"
+	;;
+wire)
+	# The driver's own trace of the card (card view); the shim is not needed.
+	bed_start --driver pcsctap --driver-opts "markers=on:trace=$work/wire:name=RPW" --name RPW $cards
+	"$PY" "$PYCLIENT" "$BED_READER" connect:shared:t01 transmit:00A4040000 transmit:00B0000004 \
+		transmit:00CA010100 disconnect:reset > "$work/pyscard.rec" || bed_fail "the client failed"
+	card_stop
+	check pyscard --view card "$work/wire" -- "$PY" "$PYCLIENT" "$BED_READER" connect:shared:t01 \
+		transmit:00A4040000 transmit:00B0000004 transmit:00CA010100 disconnect:reset ||
+		bed_fail "check of the wire trace failed: $(cat "$work/pyscard.check")"
+	same_output pyscard
+	expect "wire: summary" "$(summary pyscard)" "3 0 0 3"
+	grep -q "replaying 3 exchanges (card view, reader $BED_READER), ATR 3B80800101" "$work/pyscard.check" ||
+		bed_fail "wire: $(head -3 "$work/pyscard.check")"
+	! grep -q 'holds no ATR' "$work/pyscard.check" || bed_fail "wire: the driver's ATR was not used"
+	ok "wire: the card view, and the ATR the driver recorded"
+	;;
+t0)
+	# A T=0-only card: the replayed one must offer T=0 only again, from
+	# the recorded ATR (opensc-tool asks for it) or, where the client
+	# never asked (pyscard), from the protocol its session used.
+	bed_start --driver pcsctap --driver-opts markers=on --card test \
+		--card-args "--atr 3B00 --responses=$REPLAY_TESTS/responses.txt"
+	record opensc opensc-tool -r "$BED_READER" -a -s 00A4040007A000000003101000
+	expect "opensc-tool fetched the 61xx answer with GET RESPONSE" \
+		"$("$TRACE_SQL" "$work/opensc.trace" "SELECT hex(data_in) || ' ' || hex(data_out) FROM calls WHERE fn = 12 AND hex(data_in) LIKE '_0C0%'")" \
+		"B0C0000012 6F10840AA00000000310109F650107FF9000"
+	record pyscard "$PY" "$PYCLIENT" "$BED_READER" connect:shared:t01 transmit:00A4040007A0000000031010 \
+		transmit:00C0000012 disconnect:leave
+	card_stop
+	expect "recorded: T=0" "$(sessions_protocol "$work/pyscard.trace")" T0
+	check opensc -o "$work/opensc.now.trace" "$work/opensc.trace" -- opensc-tool -r "$BED_READER" -a \
+		-s 00A4040007A000000003101000 || bed_fail "opensc: $(cat "$work/opensc.check")"
+	same_output opensc
+	grep -qi '6F 10 84 0A A0' "$work/opensc.now" || bed_fail "opensc: no GET RESPONSE data: $(cat "$work/opensc.now")"
+	ok "opensc: its automatic GET RESPONSE after 6112 answered from the recording"
+	check pyscard -o "$work/pyscard.now.trace" "$work/pyscard.trace" -- "$PY" "$PYCLIENT" "$BED_READER" \
+		connect:shared:t01 transmit:00A4040007A0000000031010 transmit:00C0000012 disconnect:leave ||
+		bed_fail "pyscard: $(cat "$work/pyscard.check")"
+	same_output pyscard
+	grep -q 'holds no ATR; answering 3B00 ' "$work/pyscard.check" || bed_fail "pyscard: $(cat "$work/pyscard.check")"
+	expect "replayed: T=0 (pyscard)" "$(sessions_protocol "$work/pyscard.now.trace")" T0
+	expect "replayed: T=0 (opensc-tool)" "$(sessions_protocol "$work/opensc.now.trace" | tr ' ' '\n' | sort -u | grep -v UNDEFINED)" T0
+	;;
+edges)
+	bed_start --driver pcsctap --driver-opts markers=on $cards
+	ext=00DA0000000100$(printf 'AB%.0s' $(seq 256))
+	steps="connect:shared:t01 transmit:00A4040007A0000000031010 transmit:00C0000012 transmit:$ext transmit:0020008104FFFFFFFF transmit:00CA010100 disconnect:leave"
+	# The PIN the client sends, the shim records as FF FF FF FF.
+	record edges "$PY" "$PYCLIENT" "$BED_READER" ${steps//FFFFFFFF/31323334}
+	record noapdu "$PY" "$PYCLIENT" "$BED_READER" connect:shared:t01 disconnect:leave
+	card_stop
+	expect "the recorded VERIFY is redacted" "$("$TRACE_SQL" "$work/edges.trace" "SELECT hex(data_in) FROM calls WHERE redacted = 1")" 0020008104FFFFFFFF
+
+	check edges "$work/edges.trace" -- "$PY" "$PYCLIENT" "$BED_READER" ${steps//FFFFFFFF/39393939} ||
+		bed_fail "another PIN of the same length: $(cat "$work/edges.check")"
+	# The client prints its steps, the PIN among them.
+	sed -i 's/002000810439393939 /002000810431323334 /' "$work/edges.now"
+	same_output edges
+	expect "GET RESPONSE chain, extended APDU, PIN: summary" "$(summary edges)" "5 0 0 5"
+	grep -q "^APDU ${ext} -> 4F4B9000  in context" "$work/edges.check" || bed_fail "extended: $(cat "$work/edges.check")"
+	ok "the extended command (Lc 256) answered in context"
+
+	check pin5 --sw 6A81 "$work/edges.trace" -- "$PY" "$PYCLIENT" "$BED_READER" ${steps//04FFFFFFFF/053132333435}
+	expect "a PIN of another length: exit status" "$?" 8
+	sed -i 's/ 3132333435//' "$work/pin5.check"
+	grep -q 'unmatched APDU 0020008105FFFFFFFFFF (VERIFY .*): answered 6A81' "$work/pin5.check" ||
+		bed_fail "pin5: $(cat "$work/pin5.check")"
+	grep -q 'transmit:0020008105.* rv=0x00000000 resp=6A81' "$work/pin5.now" || bed_fail "pin5: $(cat "$work/pin5.now")"
+	ok "a PIN of another length is a command never recorded: --sw 6A81 answers it"
+
+	check strict --strict "$work/edges.trace" -- "$PY" "$PYCLIENT" "$BED_READER" ${steps//FFFFFFFF/31323334} ||
+		bed_fail "strict: $(cat "$work/strict.check")"
+	expect "--strict, same order: summary" "$(summary strict)" "5 0 0 5"
+	check strict2 --strict "$work/edges.trace" -- "$PY" "$PYCLIENT" "$BED_READER" connect:shared:t01 \
+		transmit:00CA010100 transmit:00A4040007A0000000031010 disconnect:leave
+	expect "--strict, another order: exit status" "$?" 8
+	expect "--strict, another order: summary" "$(summary strict2)" "1 1 4 5"
+	check loose "$work/edges.trace" -- "$PY" "$PYCLIENT" "$BED_READER" connect:shared:t01 \
+		transmit:00CA010100 transmit:00A4040007A0000000031010 disconnect:leave
+	expect "without --strict, another order is answered (exit 8: the sequence differs)" "$?/$(summary loose)" "8/2 0 3 5"
+	grep -q "APDU 00CA010100 -> 01029000  out of context" "$work/loose.check" || bed_fail "loose: $(cat "$work/loose.check")"
+	ok "out of its context, a command is answered from anywhere"
+
+	# --session and --pid pick; bad selections are clear errors.
+	sid=$("$PCSCTAP" sessions --json "$work/edges.trace" | "$PY" -c 'import json, sys; print(json.loads(sys.stdin.readline())["id"])')
+	pid=$("$TRACE_SQL" "$work/edges.trace" "SELECT pid FROM processes")
+	r() { "$PCSCTAP" replay -c "127.0.0.1:$BED_PORT" --wait 0.2 "$@" > "$work/r.out" 2> "$work/r.err"; echo $?; }
+	expect "--session ID" "$(r --session "$sid" --connect 127.0.0.1:1 "$work/edges.trace")/$(head -1 "$work/r.out")" \
+		"4/replaying 5 exchanges (client view, reader $BED_READER), ATR 3B800181"
+	expect "--pid" "$(r --pid "$pid" -c 127.0.0.1:1 "$work/edges.trace")/$(cut -d" " -f1-3 "$work/r.out")" "4/replaying 5 exchanges"
+	expect "unreachable reader: message" "$(cat "$work/r.err" | tail -1)" "pcsctap replay: cannot reach the reader at 127.0.0.1:1: Connection refused"
+	expect "--session of no session" "$(r --session 999999 "$work/edges.trace")" 2
+	grep -q 'no session 999999 in the trace' "$work/r.err" || bed_fail "$(cat "$work/r.err")"
+	expect "--pid of another process" "$(r --pid 1 "$work/edges.trace")" 7
+	expect "--reader of another reader" "$(r --reader "$BED_READER2" "$work/edges.trace")" 7
+	grep -q 'no APDUs to replay' "$work/r.err" || bed_fail "$(cat "$work/r.err")"
+	expect "a trace without APDUs" "$(r "$work/noapdu.trace")" 7
+	"$GEN_TRACE" --calls 400 "$work/two.trace" > /dev/null || bed_fail "gen_trace"
+	expect "APDUs of two readers" "$(r "$work/two.trace")" 1
+	grep -q "more than one reader .*: choose one with --reader" "$work/r.err" || bed_fail "$(cat "$work/r.err")"
+	expect "APDUs of two readers, --reader picks" "$(r --reader 'Virtual PCD 00 01' -c 127.0.0.1:1 "$work/two.trace")" 4
+
+	# Bad input: clear errors, the documented exit statuses.
+	# Cut in the middle, once everything is in the main file.
+	"$PY" -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("pragma wal_checkpoint(TRUNCATE)")' "$work/edges.trace"
+	[ ! -s "$work/edges.trace-wal" ] || bed_fail "the trace still has a WAL"
+	head -c $(( $(stat -c %s "$work/edges.trace") / 2 )) "$work/edges.trace" > "$work/trunc.trace"
+	expect "truncated trace" "$(r "$work/trunc.trace")" 5
+	grep -q "^pcsctap replay: $work/trunc.trace: .*\\(damaged\\|malformed\\|corrupt\\|not a pcsctap trace\\)" "$work/r.err" || bed_fail "truncated: $(cat "$work/r.err")"
+	"$PY" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("create table t(x)"); c.commit()' "$work/foreign.db"
+	expect "foreign database" "$(r "$work/foreign.db")" 5
+	expect "missing trace" "$(r "$work/none.trace")" 2
+	expect "--sw not a status word" "$(r --sw 6D "$work/edges.trace")" 1
+	expect "--view unknown" "$(r --view both "$work/edges.trace")" 1
+	expect "--check without a command" "$(r --check "$work/edges.trace")" 1
+	expect "a command without --check" "$(r "$work/edges.trace" -- true)" 1
+	expect "no trace" "$(r)" 1
+	expect "two traces" "$(r "$work/edges.trace" "$work/edges.trace")" 1
+	expect "bad --atr" "$(r --atr 3 "$work/edges.trace")" 1
+	expect "bad HOST:PORT" "$(r -c nowhere "$work/edges.trace")" 1
+	;;
 esac
 echo "1..$n"
