@@ -348,7 +348,8 @@ read_client_view(struct build *b, struct trace_reader *r, const struct trace_fil
 			if (c->states[i].event_state & SCARD_STATE_PRESENT)
 				seen_atr(b, c->states[i].reader, &c->states[i].atr, false);
 		}
-		if (c->fn == TRACE_FN_SCardTransmit && c->rv == 0) {
+		if (c->fn == TRACE_FN_SCardTransmit && c->rv == 0 &&
+		    (!b->sel->reader || (reader && !strcmp(reader, b->sel->reader)))) {
 			rc = add_exchange(b, row.id, reader, &c->in, &c->out);
 			if (rc < 0)
 				goto out;
@@ -441,6 +442,11 @@ read_view(struct build *b, struct trace_reader *r, enum replay_view view)
 	b->info->protocols = 0;
 	b->info->view = view;
 	if (view == REPLAY_VIEW_CLIENT) {
+		/*
+		 * The reader is picked here, from the card handles, in one
+		 * pass: the reader's own reader filter costs a query per call.
+		 */
+		f.reader = NULL;
 		f.session = sel->session;
 		return read_client_view(b, r, &f);
 	}
