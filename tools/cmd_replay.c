@@ -15,6 +15,7 @@
 #include "replay_index.h"
 #include "tapin.h"
 #include "textout.h"
+#include "util.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -150,18 +151,13 @@ connect_once(const char *spec)
 static int
 connect_reader(const char *spec, int64_t wait_ns)
 {
-	struct timespec pause = { 0, 100 * 1000 * 1000 }, now;
-	int64_t deadline;
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	int64_t deadline = trace_mono_ns() + wait_ns;
 	int fd;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	deadline = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + wait_ns;
 	for (;;) {
 		fd = connect_once(spec);
-		if (fd >= 0 || fd == -EINVAL || stopping)
-			return fd;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= deadline)
+		if (fd >= 0 || fd == -EINVAL || stopping || trace_mono_ns() >= deadline)
 			return fd;
 		nanosleep(&pause, NULL);
 	}
@@ -242,7 +238,8 @@ struct check_server {
 	pthread_t thread;
 	int fd;			/* the connection being served, -1: none */
 	int stop;		/* set by the main thread */
-	int rc;			/* <0: could not connect (errno) or the index failed */
+	int connect_rc;		/* <0: the reader could not be reached (errno) */
+	int rc;			/* <0: the index failed (errno) */
 };
 
 static void *
@@ -258,7 +255,7 @@ check_serve(void *arg)
 		int fd = connect_reader(s->o->reader_spec, s->o->wait_ns);
 
 		if (fd < 0) {
-			s->rc = fd;
+			s->connect_rc = fd;
 			break;
 		}
 		__atomic_store_n(&s->fd, fd, __ATOMIC_SEQ_CST);
@@ -456,12 +453,13 @@ check(struct replay_card *card, const struct replay_options *o)
 	}
 	check_stop(&s);
 	close(pipefd[0]);
-	if (!ready) {
-		if (s.rc < 0 && s.rc != -ENOMEM)
-			status = reader_error(o->reader_spec, s.rc);
-		else
-			fprintf(stderr, "pcsctap %s: the reader at %s never powered the card\n",
-				CMD, o->reader_spec), status = PCSCTAP_EXIT_RUNTIME;
+	if (s.connect_rc < 0) {
+		status = reader_error(o->reader_spec, s.connect_rc);
+		goto out;
+	}
+	if (!ready && s.rc == 0) {
+		fprintf(stderr, "pcsctap %s: the reader at %s never powered the card\n", CMD, o->reader_spec);
+		status = PCSCTAP_EXIT_RUNTIME;
 		goto out;
 	}
 	if (s.rc < 0) {
@@ -672,6 +670,10 @@ cmd_replay(int argc, char **argv)
 		memcpy(card.atr, info.atr, info.atr_len);
 		card.atr_len = info.atr_len;
 	}
+	if (info.n_too_long)
+		fprintf(stderr, "pcsctap %s: %llu recorded responses are longer than a vpcd frame "
+			"(%d bytes) and cannot be replayed\n", CMD,
+			(unsigned long long)info.n_too_long, VPCD_FRAME_MAX);
 	if (!o.quiet) {
 		char atr_hex[67];
 

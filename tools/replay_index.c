@@ -15,6 +15,7 @@
  */
 #include "replay_index.h"
 #include "tapin.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -275,9 +276,13 @@ add_exchange(struct build *b, int64_t id, const char *reader,
 	uint8_t *norm = NULL;
 	int rc;
 
-	if (!cmd->data || cmd->len < 4 || cmd->len > APDU_MAX ||
-	    !resp->data || resp->len < 2 || resp->len > REPLAY_RESPONSE_MAX)
+	if (!cmd->data || cmd->len < 4 || cmd->len > APDU_MAX || !resp->data || resp->len < 2)
 		return 0;
+	if (resp->len > VPCD_FRAME_MAX) {
+		/* 65536 bytes of data and a status word: no vpcd frame holds it. */
+		info->n_too_long++;
+		return 0;
+	}
 	if (reader && !info->reader[0]) {
 		snprintf(info->reader, sizeof(info->reader), "%s", reader);
 	} else if (reader && strcmp(reader, info->reader) && !b->sel->reader) {
@@ -438,6 +443,7 @@ read_view(struct build *b, struct trace_reader *r, enum replay_view view)
 	b->idx->wlen = 0;
 	b->context = 0;
 	b->info->n_exchanges = 0;
+	b->info->n_too_long = 0;
 	b->info->reader[0] = '\0';
 	b->info->protocols = 0;
 	b->info->view = view;

@@ -54,6 +54,7 @@ struct replay_select {
 struct replay_info {
 	enum replay_view view;	/* the view used */
 	uint64_t n_exchanges;
+	uint64_t n_too_long;	/* responses longer than a vpcd frame: left out */
 	uint8_t atr[33];	/* the first ATR of the selection */
 	size_t atr_len;		/* 0 when the trace holds none */
 	char reader[256];	/* the reader the APDUs were sent to ("" unknown) */

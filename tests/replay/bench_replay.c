@@ -14,6 +14,7 @@
  */
 #include "replay_card.h"
 #include "replay_index.h"
+#include "util.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -22,17 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* A line of /proc/self/status in kB ("VmRSS", "VmHWM"). */
 static long
@@ -137,13 +128,13 @@ round_trips(struct replay_card *card, const struct commands *c)
 		return -1;
 	t.fd = sv[1];
 	pthread_create(&th, NULL, card_main, &t);
-	t0 = now_ns();
+	t0 = trace_mono_ns();
 	for (; done < c->n; done++) {
 		if (vpcd_frame_write(sv[0], c->bytes + c->off[done], c->len[done]) < 0 ||
 		    vpcd_frame_read(sv[0], answer, VPCD_FRAME_MAX, 10000) < 2)
 			break;
 	}
-	t0 = now_ns() - t0;
+	t0 = trace_mono_ns() - t0;
 	close(sv[0]);
 	pthread_join(th, NULL);
 	free(answer);
@@ -179,9 +170,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rss0 = status_kb("VmHWM");
-	t = now_ns();
+	t = trace_mono_ns();
 	rc = replay_index_build(&card.idx, r, &sel, &info, err, sizeof(err));
-	t = now_ns() - t;
+	t = trace_mono_ns() - t;
 	if (rc < 0) {
 		fprintf(stderr, "bench_replay: build: %d %s\n", rc, err);
 		return 1;
@@ -197,12 +188,12 @@ main(int argc, char **argv)
 	{
 		uint64_t cursor = 0;
 
-		t_read = now_ns();
+		t_read = trace_mono_ns();
 		for (size_t i = 0; i < cmds.n && replay_index_next(card.idx, &cursor, &ex) == 1; i++)
 			;
-		t_read = now_ns() - t_read;
+		t_read = trace_mono_ns() - t_read;
 	}
-	t_answer = now_ns();
+	t_answer = trace_mono_ns();
 	for (size_t i = 0; i < cmds.n; i++) {
 		if (replay_index_answer(card.idx, cmds.bytes + cmds.off[i], cmds.len[i],
 					resp, &resp_len, &id) <= 0) {
@@ -210,7 +201,7 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	t_answer = now_ns() - t_answer;
+	t_answer = trace_mono_ns() - t_answer;
 	replay_index_counts(card.idx, &counts);
 	printf("lookup: %.0f ns per command (%zu commands, %llu in context), "
 	       "reading the record alone %.0f ns: ratio %.2f\n",

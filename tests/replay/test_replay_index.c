@@ -155,55 +155,95 @@ Test(replay_index, same_sequence_all_in_context)
 	cr_assert_eq(c.unmatched, 0);
 }
 
+/* One command sent and what must answer it; cmd NULL: a power-up. */
+struct sent {
+	const char *cmd;
+	int match;
+	const char *resp;
+};
+
+#define POWER_UP { NULL, 0, NULL }
+#define PLAY(table) play(table, sizeof(table) / sizeof(table[0]))
+
+static void
+play(const struct sent *table, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (table[i].cmd)
+			expect(table[i].cmd, table[i].match, table[i].resp);
+		else
+			replay_index_power(idx);
+	}
+}
+
 Test(replay_index, the_same_command_answers_by_its_context)
 {
-	/* READ BINARY after SELECT BBBB is 3333, not the first READ's 1111. */
-	expect("00A4040002BBBB", REPLAY_OUT_OF_CONTEXT, "9000");
-	expect("00B0000002", REPLAY_IN_CONTEXT, "33339000");
-	expect("00A4040002AAAA", REPLAY_OUT_OF_CONTEXT, "9000");
-	expect("00B0000002", REPLAY_IN_CONTEXT, "11119000");
-	expect("00B0000002", REPLAY_IN_CONTEXT, "22229000");
-	/* Never recorded in this context: the READs anywhere, in order. */
-	expect("00B0000002", REPLAY_OUT_OF_CONTEXT, "11119000");
-	expect("00B0000002", REPLAY_OUT_OF_CONTEXT, "22229000");
-	expect("00B0000002", REPLAY_OUT_OF_CONTEXT, "33339000");
-	/* Used up: the last one again. */
-	expect("00B0000002", REPLAY_OUT_OF_CONTEXT, "33339000");
+	static const struct sent sent[] = {
+		/* READ BINARY after SELECT BBBB is 3333, not the first READ's 1111. */
+		{ "00A4040002BBBB", REPLAY_OUT_OF_CONTEXT, "9000" },
+		{ "00B0000002", REPLAY_IN_CONTEXT, "33339000" },
+		{ "00A4040002AAAA", REPLAY_OUT_OF_CONTEXT, "9000" },
+		{ "00B0000002", REPLAY_IN_CONTEXT, "11119000" },
+		{ "00B0000002", REPLAY_IN_CONTEXT, "22229000" },
+		/* Never recorded in this context: the READs anywhere, in order. */
+		{ "00B0000002", REPLAY_OUT_OF_CONTEXT, "11119000" },
+		{ "00B0000002", REPLAY_OUT_OF_CONTEXT, "22229000" },
+		{ "00B0000002", REPLAY_OUT_OF_CONTEXT, "33339000" },
+		/* Used up: the last one again. */
+		{ "00B0000002", REPLAY_OUT_OF_CONTEXT, "33339000" },
+	};
+
+	PLAY(sent);
 }
 
 Test(replay_index, a_power_up_starts_the_context_again)
 {
-	expect("00A4040002AAAA", REPLAY_IN_CONTEXT, "9000");
-	expect("00B0000002", REPLAY_IN_CONTEXT, "11119000");
-	replay_index_power(idx);
-	/* A second run of the same client gets the same answers. */
-	expect("00A4040002AAAA", REPLAY_IN_CONTEXT, "9000");
-	expect("00B0000002", REPLAY_IN_CONTEXT, "11119000");
-	expect("00B0000002", REPLAY_IN_CONTEXT, "22229000");
+	static const struct sent sent[] = {
+		{ "00A4040002AAAA", REPLAY_IN_CONTEXT, "9000" },
+		{ "00B0000002", REPLAY_IN_CONTEXT, "11119000" },
+		POWER_UP,
+		/* A second run of the same client gets the same answers. */
+		{ "00A4040002AAAA", REPLAY_IN_CONTEXT, "9000" },
+		{ "00B0000002", REPLAY_IN_CONTEXT, "11119000" },
+		{ "00B0000002", REPLAY_IN_CONTEXT, "22229000" },
+	};
+
+	PLAY(sent);
 }
 
 Test(replay_index, repeated_commands_in_recorded_order)
 {
-	expect("0084000008", REPLAY_OUT_OF_CONTEXT, "01010101010101019000");
-	expect("0084000008", REPLAY_OUT_OF_CONTEXT, "02020202020202029000");
-	expect("0084000008", REPLAY_OUT_OF_CONTEXT, "02020202020202029000");
+	static const struct sent sent[] = {
+		{ "0084000008", REPLAY_OUT_OF_CONTEXT, "01010101010101019000" },
+		{ "0084000008", REPLAY_OUT_OF_CONTEXT, "02020202020202029000" },
+		{ "0084000008", REPLAY_OUT_OF_CONTEXT, "02020202020202029000" },
+	};
+
+	PLAY(sent);
 }
 
 Test(replay_index, any_pin_of_the_recorded_length)
 {
-	expect("00200081043132333435", REPLAY_UNMATCHED, NULL);	/* Lc 4, 5 data bytes: malformed */
-	expect("002000810439393939", REPLAY_OUT_OF_CONTEXT, "9000");
-	expect("00200081053132333435", REPLAY_UNMATCHED, NULL);
-	expect("002000810400000000", REPLAY_OUT_OF_CONTEXT, "9000");
+	static const struct sent sent[] = {
+		{ "00200081043132333435", REPLAY_UNMATCHED, NULL },	/* Lc 4, 5 data bytes */
+		{ "002000810439393939", REPLAY_OUT_OF_CONTEXT, "9000" },
+		{ "00200081053132333435", REPLAY_UNMATCHED, NULL },
+		{ "002000810400000000", REPLAY_OUT_OF_CONTEXT, "9000" },
+	};
+
+	PLAY(sent);
 }
 
 Test(replay_index, unknown_commands_are_counted)
 {
+	static const struct sent sent[] = {
+		{ "00DEAD0000", REPLAY_UNMATCHED, NULL },
+		{ "00", REPLAY_UNMATCHED, NULL },
+		{ "00A4040002AAAA", REPLAY_OUT_OF_CONTEXT, "9000" },
+	};
 	struct replay_counts c;
 
-	expect("00DEAD0000", REPLAY_UNMATCHED, NULL);
-	expect("00", REPLAY_UNMATCHED, NULL);
-	expect("00A4040002AAAA", REPLAY_OUT_OF_CONTEXT, "9000");
+	PLAY(sent);
 	replay_index_counts(idx, &c);
 	cr_assert_eq(c.unmatched, 2);
 	cr_assert_eq(c.out_of_context, 1);
@@ -213,17 +253,22 @@ Test(replay_index, unknown_commands_are_counted)
 
 Test(replay_index, strict_order)
 {
+	static const struct sent sent[] = {
+		{ "00A4040002AAAA", REPLAY_IN_ORDER, "9000" },
+		{ "00A4040002BBBB", REPLAY_UNMATCHED, NULL },	/* not next: no advance */
+		{ "00B0000002", REPLAY_IN_ORDER, "11119000" },
+		{ "00B0000002", REPLAY_IN_ORDER, "22229000" },
+		POWER_UP,					/* order is kept across it */
+		{ "00A4040002BBBB", REPLAY_IN_ORDER, "9000" },
+		{ "00B0000002", REPLAY_IN_ORDER, "33339000" },
+		{ "0084000008", REPLAY_IN_ORDER, "01010101010101019000" },
+		{ "0084000008", REPLAY_IN_ORDER, "02020202020202029000" },
+		{ "00200081040A0B0C0D", REPLAY_IN_ORDER, "9000" },
+		{ "00A4040002AAAA", REPLAY_UNMATCHED, NULL },	/* the end */
+	};
+
 	replay_index_set_strict(idx, true);
-	expect("00A4040002AAAA", REPLAY_IN_ORDER, "9000");
-	expect("00A4040002BBBB", REPLAY_UNMATCHED, NULL);	/* not next: no advance */
-	expect("00B0000002", REPLAY_IN_ORDER, "11119000");
-	expect("00B0000002", REPLAY_IN_ORDER, "22229000");
-	expect("00A4040002BBBB", REPLAY_IN_ORDER, "9000");
-	expect("00B0000002", REPLAY_IN_ORDER, "33339000");
-	expect("0084000008", REPLAY_IN_ORDER, "01010101010101019000");
-	expect("0084000008", REPLAY_IN_ORDER, "02020202020202029000");
-	expect("00200081040A0B0C0D", REPLAY_IN_ORDER, "9000");
-	expect("00A4040002AAAA", REPLAY_UNMATCHED, NULL);	/* the end */
+	PLAY(sent);
 }
 
 Test(replay_index, the_exchanges_in_recorded_order)
