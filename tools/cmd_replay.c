@@ -409,7 +409,7 @@ check(struct replay_card *card, const struct replay_options *o)
 	char dir[4096] = "", trace[4200];
 	const char *tmp = o->sel.tmpdir;
 	struct pollfd pfd;
-	int pipefd[2], status, cmp;
+	int pipefd[2], status = PCSCTAP_EXIT_RUNTIME, cmp;
 	struct stat st;
 	bool ready;
 	uint8_t byte;
