@@ -340,8 +340,9 @@ print_exchange(const char *who, const uint8_t *cmd, size_t cmd_len,
 
 /*
  * Compare the new trace's successful SCardTransmit calls with the
- * recorded exchanges, in order.  @retval 0 same, 1 different, or an exit
- * status from reading the new trace (as a negative number)
+ * recorded exchanges, in order (a command that made no PC/SC call left
+ * no trace: no APDUs).  @retval 0 same, 1 different, or an exit status
+ * from reading the new trace (as a negative number)
  */
 static int
 compare_apdus(struct replay_index *idx, const char *path)
@@ -354,8 +355,11 @@ compare_apdus(struct replay_index *idx, const char *path)
 	uint64_t cursor = 0, n = 0;
 	char *paths[1] = { (char *)path };
 	uint8_t *now = NULL;
-	int rc, have_old, have_new, result = 0;
+	int rc, have_old, have_new = 0, result = 0;
+	struct stat st;
 
+	if (lstat(path, &st) < 0 && errno == ENOENT)
+		goto compare;
 	rc = tap_input_open(&in, CMD, paths, 1);
 	if (rc != PCSCTAP_EXIT_OK)
 		return -rc;
@@ -364,10 +368,10 @@ compare_apdus(struct replay_index *idx, const char *path)
 		result = -tap_input_fail(in, CMD, 0, rc);
 		goto out;
 	}
+compare:
 	for (;;) {
-		do {
-			have_new = trace_iter_call_next(it, &row);
-		} while (have_new > 0 && row.call.rv != 0);
+		while (it && (have_new = trace_iter_call_next(it, &row)) > 0 && row.call.rv != 0)
+			;
 		have_old = replay_index_next(idx, &cursor, &ex);
 		if (have_new < 0 || have_old < 0) {
 			result = have_new < 0 ? -tap_input_fail(in, CMD, 0, have_new) : -PCSCTAP_EXIT_RUNTIME;
@@ -458,7 +462,9 @@ check(struct replay_card *card, const struct replay_options *o)
 		goto out;
 	}
 	if (!ready && s.rc == 0) {
-		fprintf(stderr, "pcsctap %s: the reader at %s never powered the card\n", CMD, o->reader_spec);
+		fprintf(stderr, "pcsctap %s: the reader at %s never powered the card and polled it "
+			"again (%u connections, %lu messages, %s)\n", CMD, o->reader_spec,
+			card->connections, card->messages, card->powered ? "powered" : "never powered");
 		status = PCSCTAP_EXIT_RUNTIME;
 		goto out;
 	}

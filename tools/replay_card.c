@@ -92,6 +92,7 @@ replay_card_serve(struct replay_card *card, int fd)
 	}
 	/* A new connection is a card inserted: nothing is selected. */
 	replay_index_power(card->idx);
+	card->connections++;
 	log_control(card, "CONNECTED");
 	for (;;) {
 		ssize_t n = vpcd_frame_read(fd, msg, VPCD_FRAME_MAX, -1);
@@ -101,6 +102,7 @@ replay_card_serve(struct replay_card *card, int fd)
 
 		if (n < 0)
 			break;
+		card->messages++;
 		if (n == 1) {
 			switch (msg[0]) {
 			case VPCD_CTRL_OFF:

@@ -26,6 +26,9 @@ struct replay_card {
 	bool ready;
 	bool powered;
 	unsigned atrs_since_power;
+	/* What the card got, for a diagnosis when it never became ready. */
+	unsigned connections;
+	unsigned long messages;
 };
 
 /**

@@ -259,6 +259,13 @@ edges)
 	grep -q "APDU 00CA010100 -> 01029000  out of context" "$work/loose.check" || bed_fail "loose: $(cat "$work/loose.check")"
 	ok "out of its context, a command is answered from anywhere"
 
+	check none "$work/edges.trace" -- true
+	status=$?
+	[ $status = 8 ] || bed_fail "none: exit status $status: $(cat "$work/none.check")"
+	grep -A3 'differ from the recording at APDU 1:' "$work/none.check" | grep -q 'now       (none)' ||
+		bed_fail "none: $(cat "$work/none.check")"
+	ok "--check of a command that makes no PC/SC call: the first recorded APDU is missing"
+
 	# --session and --pid pick; bad selections are clear errors.
 	sid=$("$PCSCTAP" sessions --json "$work/edges.trace" | "$PY" -c 'import json, sys; print(json.loads(sys.stdin.readline())["id"])')
 	pid=$("$TRACE_SQL" "$work/edges.trace" "SELECT pid FROM processes")
