@@ -248,11 +248,23 @@ check_serve(void *arg)
 	struct check_server *s = arg;
 
 	/*
-	 * A reader still holding the previous card may close a new
-	 * connection at once: connect again until the card is powered.
+	 * A reader may close a new connection at once, or (the card before
+	 * ours left and we came between two of its polls) pcscd may take us
+	 * for that card, powered already, and never power us: then stay
+	 * away for more than a poll (0.4 s), so that pcscd sees the reader
+	 * empty, and connect again, until the card is powered.
 	 */
+	struct timespec away = { 1, 0 };
+	bool first = true;
+
+	s->card->unpowered_polls_max = 5;
 	while (!__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST)) {
-		int fd = connect_reader(s->o->reader_spec, s->o->wait_ns);
+		int fd;
+
+		if (!first)
+			nanosleep(&away, NULL);
+		first = false;
+		fd = connect_reader(s->o->reader_spec, s->o->wait_ns);
 
 		if (fd < 0) {
 			s->connect_rc = fd;

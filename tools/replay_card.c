@@ -61,17 +61,23 @@ out:
 	free(hex);
 }
 
-/* Readiness: power-up, its GET ATR, then one more poll. */
-static void
+/*
+ * Readiness: power-up, its GET ATR, then one more poll.
+ * @retval false the connection should end (polled, never powered)
+ */
+static bool
 note_atr(struct replay_card *card)
 {
 	static const uint8_t one = 1;
 
-	if (!card->powered || card->ready || ++card->atrs_since_power < 2)
-		return;
+	if (!card->powered)
+		return !card->unpowered_polls_max || ++card->unpowered_polls < card->unpowered_polls_max;
+	if (card->ready || ++card->atrs_since_power < 2)
+		return true;
 	card->ready = true;
 	if (card->ready_fd >= 0)
 		(void)!write(card->ready_fd, &one, 1);
+	return true;
 }
 
 int
@@ -93,6 +99,7 @@ replay_card_serve(struct replay_card *card, int fd)
 	/* A new connection is a card inserted: nothing is selected. */
 	replay_index_power(card->idx);
 	card->connections++;
+	card->unpowered_polls = 0;
 	log_control(card, "CONNECTED");
 	for (;;) {
 		ssize_t n = vpcd_frame_read(fd, msg, VPCD_FRAME_MAX, -1);
@@ -115,7 +122,8 @@ replay_card_serve(struct replay_card *card, int fd)
 			case VPCD_CTRL_ATR:
 				if (vpcd_frame_write(fd, card->atr, card->atr_len) < 0)
 					goto out;
-				note_atr(card);
+				if (!note_atr(card))
+					goto out;
 				break;
 			case VPCD_CTRL_MARKER:
 				/* The body follows; the card never answers it. */

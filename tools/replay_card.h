@@ -23,6 +23,13 @@ struct replay_card {
 	 * so clients see it.  Written as one byte to ready_fd (-1: none).
 	 */
 	int ready_fd;
+	/*
+	 * With ready_fd: a connection polled this many times and never
+	 * powered ends (pcscd took the card for the one before, which it
+	 * had powered already; see cmd_replay.c).  0: no limit.
+	 */
+	unsigned unpowered_polls_max;
+	unsigned unpowered_polls;
 	bool ready;
 	bool powered;
 	unsigned atrs_since_power;
