@@ -22,6 +22,7 @@ enum pcsctap_exit {
 
 int cmd_card(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
 int cmd_stats(int argc, char **argv);

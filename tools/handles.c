@@ -18,7 +18,8 @@ struct handle_entry {
 };
 
 struct tap_handles {
-	struct tap_input *in;	/* where unknown handles are looked up */
+	struct tap_input *in;	/* where unknown handles are looked up, */
+	struct trace_reader *reader;	/* or here when in is NULL */
 	struct handle_entry *bucket[HANDLE_BUCKETS];
 	char *forgotten;	/* the reader of the last Disconnect, kept one call */
 };
@@ -30,6 +31,16 @@ tap_handles_new(struct tap_input *in)
 
 	if (h)
 		h->in = in;
+	return h;
+}
+
+struct tap_handles *
+tap_handles_new_reader(struct trace_reader *r)
+{
+	struct tap_handles *h = tap_handles_new(NULL);
+
+	if (h)
+		h->reader = r;
 	return h;
 }
 
@@ -83,7 +94,7 @@ look_up(struct tap_handles *h, int file, const struct trace_call_row *row, char 
 	int rc;
 
 	*reader = NULL;
-	rc = trace_iter_calls(tap_input_reader(h->in, file), &f, &it);
+	rc = trace_iter_calls(h->in ? tap_input_reader(h->in, file) : h->reader, &f, &it);
 	if (rc < 0)
 		return rc;
 	while ((rc = trace_iter_call_next(it, &c)) > 0) {

@@ -10,6 +10,8 @@ struct tap_handles;
 
 /* A map for the calls of @p in. */
 struct tap_handles *tap_handles_new(struct tap_input *in);
+/* A map for the calls of one trace (file 0), read through @p r. */
+struct tap_handles *tap_handles_new_reader(struct trace_reader *r);
 void tap_handles_free(struct tap_handles *h);
 
 /**

@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "stats", cmd_stats, "call counts and latencies, APDUs by INS and SW" },
 	{ "export", cmd_export, "write a pcapng (or pcap) file for Wireshark" },
 	{ "card", cmd_card, "a reference virtual card that prints every message it gets" },
+	{ "replay", cmd_replay, "a recorded trace as a virtual card; --check COMMAND against it" },
 	{ "run", cmd_run, "run a command with every PC/SC call traced" },
 };
 
