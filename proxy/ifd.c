@@ -374,6 +374,14 @@ IFDHTransmitToICC(DWORD Lun, SCARD_IO_HEADER SendPci, PUCHAR TxBuffer, DWORD TxL
 		rc = IFD_ERROR_INSUFFICIENT_BUFFER;
 		goto out;
 	}
+	/*
+	 * The card went (or was dropped) during the exchange: pcscd turns
+	 * IFD_ICC_NOT_PRESENT into SCARD_E_NO_SMARTCARD and marks the reader
+	 * empty at once, as for a card pulled out of a real reader; later
+	 * calls on the handle get SCARD_W_REMOVED_CARD.
+	 */
+	if (n <= 0 && s->fd < 0)
+		rc = IFD_ICC_NOT_PRESENT;
 	if (n <= 0)
 		goto out;
 	*RxLength = (DWORD)n;
