@@ -80,6 +80,8 @@ pending_start(struct slot *s, int fd)
 	}
 	slot->fd = fd;
 	slot->deadline_ns = trace_mono_ns() + (int64_t)slot_handshake_ms(s) * 1000000;
+	driver_log(DRIVER_LOG_DEBUG, "pcsctap: new connection on port %u, asked for its ATR",
+		   s->port);
 }
 
 /* The answer of a connection in its handshake is there (or it closed). */
