@@ -25,6 +25,7 @@ Test(devicename, vpcd_forms)
 	cr_expect_str_eq(o.listen, "127.0.0.1");
 	cr_expect_not(o.markers);
 	cr_expect_eq(o.timeout_ms, DRIVER_DEFAULT_TIMEOUT_MS);
+	cr_expect_not(o.presence_poll);
 
 	cr_assert_eq(devopts_parse(&o, "card.example:35963", err, sizeof(err)), 0);
 	cr_expect_str_eq(o.host, "card.example");
@@ -49,6 +50,11 @@ Test(devicename, options)
 
 	cr_assert_eq(devopts_parse(&o, "/dev/null:4000:markers=off", err, sizeof(err)), 0);
 	cr_expect_not(o.markers);
+
+	cr_assert_eq(devopts_parse(&o, "/dev/null:4000:presence=poll", err, sizeof(err)), 0);
+	cr_expect(o.presence_poll);
+	cr_assert_eq(devopts_parse(&o, "/dev/null:4000:presence=event", err, sizeof(err)), 0);
+	cr_expect_not(o.presence_poll);
 }
 
 Test(devicename, rejects)
@@ -57,6 +63,7 @@ Test(devicename, rejects)
 		"/dev/null:", "/dev/null:0", "/dev/null:65535", "/dev/null:99999", "/dev/null:12x",
 		"/dev/null:4000:markers=maybe", "/dev/null:4000:colour=red", "/dev/null:4000:timeout=1",
 		"/dev/null:4000:timeout=", "/dev/null:4000:listen=", ":4000",
+		"/dev/null:4000:presence=", "/dev/null:4000:presence=polling",
 	};
 	struct devopts o;
 	char err[160];
