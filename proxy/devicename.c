@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const keys[] = { "markers", "listen", "trace", "timeout", "name" };
+static const char *const keys[] = { "markers", "listen", "trace", "timeout", "name", "presence" };
 
 void
 devopts_default(struct devopts *o)
@@ -78,6 +78,15 @@ parse_option(struct devopts *o, const char *opt, size_t len, char *err, size_t e
 			goto bad_value;
 		return 0;
 	}
+	if (klen == 8 && !strncmp(opt, "presence", 8)) {
+		if (vlen == 5 && !strncmp(v, "event", 5))
+			o->presence_poll = false;
+		else if (vlen == 4 && !strncmp(v, "poll", 4))
+			o->presence_poll = true;
+		else
+			goto bad_value;
+		return 0;
+	}
 	if (klen == 6 && !strncmp(opt, "listen", 6)) {
 		if (!vlen || copy_value(o->listen, sizeof(o->listen), v, vlen) < 0)
 			goto bad_value;
@@ -108,7 +117,7 @@ parse_option(struct devopts *o, const char *opt, size_t len, char *err, size_t e
 		o->timeout_ms = (int)ms;
 		return 0;
 	}
-	snprintf(err, errlen, "unknown option '%.*s' (known: markers, listen, trace, timeout, name)",
+	snprintf(err, errlen, "unknown option '%.*s' (known: markers, listen, trace, timeout, name, presence)",
 		 (int)klen, opt);
 	return -EINVAL;
 bad_value:

@@ -3,8 +3,9 @@
  *
  * The driver speaks vsmartcard's vpcd wire protocol (wire/wire.h) to a
  * virtual card over TCP.  ifd.c holds the IFDH entry points that pcscd
- * calls; slot.c the per-slot connection and its exchanges; devicename.c
- * the DEVICENAME options; features.c the PC/SC part 10 answers;
+ * calls; slot.c the per-slot connection and its exchanges; presence.c
+ * the event-driven wait for cards arriving and leaving; devicename.c the
+ * DEVICENAME options; features.c the PC/SC part 10 answers;
  * wiretrace.c the optional wire-level trace.  See docs/driver.md.
  */
 #pragma once
@@ -24,8 +25,20 @@
 #define DRIVER_DEFAULT_PORT 35963
 #define DRIVER_DEFAULT_TIMEOUT_MS 10000
 #define DRIVER_DEFAULT_LISTEN "127.0.0.1"
-/* Bound for one connection attempt in reversed mode (pcscd polls every 0.4 s). */
-#define DRIVER_CONNECT_TIMEOUT_MS 1000
+/*
+ * Bound for a new card's handshake: one connection attempt in reversed
+ * mode, and the card's first ATR.  A card that has not answered yet must
+ * not hold up the reader (docs/security.md).
+ */
+#define DRIVER_HANDSHAKE_MS 1000
+/* pcscd's own presence poll period (PCSCLITE_STATUS_POLL_RATE). */
+#define DRIVER_POLL_PERIOD_MS 400
+/* New connections whose first ATR is awaited at once, per slot. */
+#define DRIVER_PENDING_MAX 4
+/* TCP keepalive of a connected card: idle and probe interval (s), probes. */
+#define DRIVER_KEEPALIVE_IDLE_S 1
+#define DRIVER_KEEPALIVE_INTERVAL_S 1
+#define DRIVER_KEEPALIVE_PROBES 3
 #define DRIVER_ATR_MAX 33
 
 /* The options of one DEVICENAME (docs/driver.md). */
@@ -37,6 +50,7 @@ struct devopts {
 	char trace[1024];	/* "" : no wire trace */
 	char name[128];		/* reader name prefix for the trace ("" : derived) */
 	int timeout_ms;		/* bound for each exchange with the card */
+	bool presence_poll;	/* presence=poll: a GET ATR per pcscd poll, as vpcd */
 };
 
 /**
@@ -48,10 +62,17 @@ struct devopts {
  */
 int devopts_parse(struct devopts *o, const char *devicename, char *err, size_t errlen);
 
-/* Defaults: listen on 127.0.0.1:35963, markers off, no trace. */
+/* Defaults: listen on 127.0.0.1:35963, markers off, no trace, presence=event. */
 void devopts_default(struct devopts *o);
 
 struct wiretrace;
+
+/* A new connection whose first ATR is awaited (presence.c). */
+struct pending {
+	int fd;			/* -1: unused */
+	bool connecting;	/* reversed mode: the connect has not completed */
+	int64_t deadline_ns;	/* end of its handshake */
+};
 
 /* One slot: one TCP connection to one virtual card. */
 struct slot {
@@ -70,6 +91,11 @@ struct slot {
 	unsigned reported;	/* the generation last reported present */
 	bool present;		/* the last presence report */
 	bool ignore_unasked;	/* fuzzing only: the card's bytes are queued ahead */
+	int wake_fd;		/* eventfd: wakes presence_wait(); -1 in tests */
+	bool stop_requested;	/* presence_stop() was called (atomic) */
+	/* Only presence_wait()'s thread touches these, without the lock. */
+	struct pending pending[DRIVER_PENDING_MAX];
+	int64_t next_connect_ns;	/* reversed mode: the next connection attempt */
 	uint8_t buf[VPCD_FRAME_MAX];	/* the card's answers */
 };
 
@@ -94,8 +120,58 @@ void slot_init_with_fd(struct slot *s, int fd, const struct devopts *o);
  */
 bool slot_connect(struct slot *s);
 
+/**
+ * Reversed mode: one connection attempt to the card, bounded by
+ * slot_handshake_ms().
+ * @retval >=0 the connected socket
+ * @retval <0 negative errno
+ */
+int slot_dial(const struct slot *s);
+
 /* Drop the card connection (it may connect again). */
 void slot_drop(struct slot *s, const char *why);
+
+/**
+ * Take @p fd, a new card that has answered its first ATR, as the slot's card
+ * (presence.c; with the lock held and no card connected).
+ */
+void slot_adopt(struct slot *s, int fd, const uint8_t *atr, size_t atr_len);
+
+/**
+ * Is the card still connected?  Sends nothing: a card that closed, or sent
+ * bytes unasked, is dropped.
+ */
+bool slot_alive(struct slot *s);
+
+/* Wake presence_wait() of @p s (it re-reads the slot's state). */
+void slot_wake(struct slot *s);
+
+/* Bound for the card's first ATR on a connection: tight, see DRIVER_HANDSHAKE_MS. */
+int slot_handshake_ms(const struct slot *s);
+
+/*
+ * Event-driven presence (presence.c), pcscd's TAG_IFD_POLLING_THREAD_WITH_TIMEOUT.
+ */
+
+/**
+ * Block until the slot's card arrives or leaves (a change that
+ * IFDHICCPresence has not reported yet), presence_stop() is called, or
+ * min(@p timeout_ms, DRIVER_POLL_PERIOD_MS) pass.  Accepts new cards and
+ * asks each for its ATR (the handshake) without the slot's lock, so a card
+ * that does not answer holds up nobody.  Called without the lock.
+ */
+void presence_wait(struct slot *s, int timeout_ms);
+
+/*
+ * End presence_wait() of @p s now, or the next one if none is under way.
+ * pcscd calls it (TAG_IFD_STOP_POLLING_THREAD) before it joins the reader
+ * thread, and on the last SCardDisconnect so that the wait starts again
+ * with the power-off grace timeout.
+ */
+void presence_stop(struct slot *s);
+
+/* Close the connections still in their handshake (slot_close). */
+void presence_close(struct slot *s);
 
 /**
  * Send a control byte that the card does not answer (power on/off, reset).

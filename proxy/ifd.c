@@ -24,22 +24,32 @@
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot *table[DRIVER_READERS][DRIVER_SLOTS];
 
+/*
+ * The slot of @p lun, not locked; NULL when there is none.  The table lock
+ * is held only to find the slot: pcscd never closes a channel while another
+ * call on it runs (its per-slot mutex), and it stops the slot's event
+ * thread (presence_wait) before it closes the channel.
+ */
+static struct slot *
+slot_find(DWORD lun)
+{
+	unsigned long reader = (lun >> 16) & 0xFFFF, index = lun & 0xFFFF;
+	struct slot *s;
+
+	if (reader >= DRIVER_READERS || index >= DRIVER_SLOTS)
+		return NULL;
+	pthread_mutex_lock(&table_lock);
+	s = table[reader][index];
+	pthread_mutex_unlock(&table_lock);
+	return s;
+}
+
 /* The slot of @p lun, locked; NULL when there is none. */
 static struct slot *
 slot_get(DWORD lun)
 {
-	unsigned long reader = (lun >> 16) & 0xFFFF, index = lun & 0xFFFF;
-	struct slot *s = NULL;
+	struct slot *s = slot_find(lun);
 
-	if (reader >= DRIVER_READERS || index >= DRIVER_SLOTS)
-		return NULL;
-	/*
-	 * The table lock is held only to find the slot; pcscd never closes
-	 * a channel while another call on it runs (its per-slot mutex).
-	 */
-	pthread_mutex_lock(&table_lock);
-	s = table[reader][index];
-	pthread_mutex_unlock(&table_lock);
 	if (s)
 		pthread_mutex_lock(&s->lock);
 	return s;
@@ -142,6 +152,54 @@ put_byte(PDWORD Length, PUCHAR Value, UCHAR v)
 	return IFD_SUCCESS;
 }
 
+/*
+ * pcscd's reader thread calls this instead of sleeping 0.4 s between
+ * presence checks.  As the CCID driver's IFDHPolling: IFD_SUCCESS after an
+ * event, a timeout or a stop; anything else makes pcscd sleep 0.4 s more.
+ */
+static RESPONSECODE
+wait_for_change(DWORD Lun, int timeout_ms)
+{
+	struct slot *s = slot_find(Lun);
+
+	if (!s)
+		return IFD_COMMUNICATION_ERROR;
+	presence_wait(s, timeout_ms);
+	return IFD_SUCCESS;
+}
+
+/*
+ * pcscd's reader removal and shutdown, and its last SCardDisconnect: end
+ * the wait under way (or the next), so the reader thread turns its loop.
+ */
+static RESPONSECODE
+stop_waiting(DWORD Lun)
+{
+	struct slot *s = slot_find(Lun);
+
+	if (!s)
+		return IFD_COMMUNICATION_ERROR;
+	presence_stop(s);
+	return IFD_SUCCESS;
+}
+
+/* Hand pcscd one of the functions above (presence=event only). */
+static RESPONSECODE
+put_function(DWORD Lun, PDWORD Length, PUCHAR Value, const void *fn, size_t size)
+{
+	struct slot *s = slot_find(Lun);
+
+	if (!s || s->opts.presence_poll) {
+		*Length = 0;
+		return IFD_ERROR_TAG;
+	}
+	if (*Length < size)
+		return IFD_ERROR_INSUFFICIENT_BUFFER;
+	memcpy(Value, fn, size);
+	*Length = (DWORD)size;
+	return IFD_SUCCESS;
+}
+
 IFD_EXPORT RESPONSECODE
 IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length, PUCHAR Value)
 {
@@ -160,8 +218,26 @@ IFDHGetCapabilities(DWORD Lun, DWORD Tag, PDWORD Length, PUCHAR Value)
 		return put_byte(Length, Value, DRIVER_READERS);
 	case TAG_IFD_THREAD_SAFE:
 	case TAG_IFD_SLOT_THREAD_SAFE:
-		/* Every slot has its own lock; the slot table has one too. */
+		/*
+		 * Every slot has its own lock; the slot table has one too.  So
+		 * pcscd gives each slot its own mutex: one slot's waiting never
+		 * holds up the other.
+		 */
 		return put_byte(Length, Value, 1);
+	case TAG_IFD_POLLING_THREAD_WITH_TIMEOUT: {
+		RESPONSECODE (*fn)(DWORD, int) = wait_for_change;
+
+		return put_function(Lun, Length, Value, &fn, sizeof(fn));
+	}
+	case TAG_IFD_STOP_POLLING_THREAD: {
+		/*
+		 * Not TAG_IFD_POLLING_THREAD_KILLABLE: a cancelled thread could
+		 * die holding the slot's lock.
+		 */
+		RESPONSECODE (*fn)(DWORD) = stop_waiting;
+
+		return put_function(Lun, Length, Value, &fn, sizeof(fn));
+	}
 	case SCARD_ATTR_VENDOR_NAME:
 		if (*Length < sizeof(vendor))
 			return IFD_ERROR_INSUFFICIENT_BUFFER;
@@ -302,6 +378,14 @@ IFDHTransmitToICC(DWORD Lun, SCARD_IO_HEADER SendPci, PUCHAR TxBuffer, DWORD TxL
 		rc = IFD_ERROR_INSUFFICIENT_BUFFER;
 		goto out;
 	}
+	/*
+	 * The card went (or was dropped) during the exchange: pcscd turns
+	 * IFD_ICC_NOT_PRESENT into SCARD_E_NO_SMARTCARD and marks the reader
+	 * empty at once, as for a card pulled out of a real reader; later
+	 * calls on the handle get SCARD_W_REMOVED_CARD.
+	 */
+	if (n <= 0 && s->fd < 0)
+		rc = IFD_ICC_NOT_PRESENT;
 	if (n <= 0)
 		goto out;
 	*RxLength = (DWORD)n;
@@ -381,9 +465,14 @@ IFDHICCPresence(DWORD Lun)
 
 	if (!s)
 		return IFD_COMMUNICATION_ERROR;
-	/* As vpcd: a card is present when it is connected and gives an ATR. */
-	if (slot_connect(s) && slot_get_atr(s, atr, sizeof(atr), false) > 0)
+	if (s->opts.presence_poll) {
+		/* As vpcd: a card is present when it is connected and gives an ATR. */
+		if (slot_connect(s) && slot_get_atr(s, atr, sizeof(atr), false) > 0)
+			rc = IFD_ICC_PRESENT;
+	} else if (slot_alive(s)) {
+		/* presence_wait() accepted the card and has its ATR: ask nothing. */
 		rc = IFD_ICC_PRESENT;
+	}
 	/*
 	 * A card that dropped and connected again between two polls is a new
 	 * card: report it absent once, so that pcscd forgets the old one's

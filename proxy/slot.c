@@ -8,8 +8,13 @@
  *    dropped (the stream is out of step) and may connect again;
  *  - bytes the card sends unasked, or its closing, are noticed before the
  *    next request, so a request is never answered by stale bytes;
- *  - the default listen address is 127.0.0.1, not every interface.
- * The messages a well-behaved card sees are the same as with vpcd.
+ *  - the default listen address is 127.0.0.1, not every interface;
+ *  - a card's first ATR on a connection is awaited only briefly
+ *    (DRIVER_HANDSHAKE_MS);
+ *  - with presence=event (the default) the connection has TCP keepalive,
+ *    so that a card gone silent is noticed without polling it.
+ * With presence=poll a well-behaved card sees the same messages as with
+ * vpcd; presence=event only leaves out the presence polls (presence.c).
  */
 #include "driver.h"
 #include "wire.h"
@@ -20,9 +25,11 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -127,6 +134,30 @@ connect_socket(const char *host, unsigned port, int timeout_ms)
 	return fd >= 0 ? fd : -ECONNREFUSED;
 }
 
+/*
+ * A card that vanishes without closing (its host lost, a network in
+ * between) is noticed within about IDLE + INTERVAL * PROBES seconds of
+ * silence, without a message to the card.  Not every fd is TCP (tests use
+ * socketpairs): errors stay quiet.
+ */
+static void
+keepalive_on(int fd)
+{
+	int on = 1, idle = DRIVER_KEEPALIVE_IDLE_S, intvl = DRIVER_KEEPALIVE_INTERVAL_S;
+	int probes = DRIVER_KEEPALIVE_PROBES;
+	unsigned user_timeout_ms = 1000u * (DRIVER_KEEPALIVE_IDLE_S +
+					   DRIVER_KEEPALIVE_INTERVAL_S * DRIVER_KEEPALIVE_PROBES);
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
+		return;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+	/* The same bound for data the card does not acknowledge. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+			 sizeof(user_timeout_ms));
+}
+
 /* The connection itself blocks; every read is bounded by poll(). */
 static void
 adopt(struct slot *s, int fd)
@@ -136,6 +167,8 @@ adopt(struct slot *s, int fd)
 	if (flags >= 0)
 		(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	vpcd_socket_tune(fd);
+	if (!s->opts.presence_poll)
+		keepalive_on(fd);
 	s->fd = fd;
 	s->generation++;
 	record(s, TRACE_WIRE_CARD_CONNECTED, trace_mono_ns(), NULL, 0, NULL, 0, NULL);
@@ -156,6 +189,11 @@ slot_init(struct slot *s, unsigned long lun, unsigned index, const struct devopt
 	s->trace = NULL;
 	s->atr_len = 0;
 	s->ignore_unasked = false;
+	s->wake_fd = -1;
+	s->stop_requested = false;
+	for (size_t i = 0; i < DRIVER_PENDING_MAX; i++)
+		s->pending[i].fd = -1;
+	s->next_connect_ns = 0;
 	set_reader_name(s);
 }
 
@@ -172,25 +210,41 @@ slot_open(struct slot *s, unsigned long lun, unsigned index, const struct devopt
 	int fd;
 
 	slot_init(s, lun, index, o);
+	if (!o->presence_poll) {
+		s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (s->wake_fd < 0) {
+			fd = -errno;
+			driver_log(DRIVER_LOG_ERROR, "pcsctap: no eventfd for port %u: %s",
+				   s->port, strerror(-fd));
+			goto fail;
+		}
+	}
 	if (o->trace[0])
 		s->trace = wiretrace_open(o->trace);
 	if (o->host[0]) {
-		(void)slot_connect(s);
+		/* As vpcd, try the card at once; presence_wait() does otherwise. */
+		if (o->presence_poll)
+			(void)slot_connect(s);
 		return 0;
 	}
 	fd = listen_socket(o->listen, s->port);
 	if (fd < 0) {
 		driver_log(DRIVER_LOG_ERROR, "pcsctap: cannot listen on %s port %u: %s",
 			   o->listen, s->port, strerror(-fd));
-		wiretrace_close(s->trace);
-		s->trace = NULL;
-		pthread_mutex_destroy(&s->lock);
-		return fd;
+		goto fail;
 	}
 	s->listen_fd = fd;
 	driver_log(DRIVER_LOG_INFO, "pcsctap: waiting for a virtual card on %s port %u%s",
 		   o->listen, s->port, o->markers ? " (markers on)" : "");
 	return 0;
+fail:
+	wiretrace_close(s->trace);
+	s->trace = NULL;
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	s->wake_fd = -1;
+	pthread_mutex_destroy(&s->lock);
+	return fd;
 }
 
 void
@@ -201,6 +255,10 @@ slot_close(struct slot *s)
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	s->listen_fd = -1;
+	presence_close(s);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	s->wake_fd = -1;
 	wiretrace_close(s->trace);
 	s->trace = NULL;
 	pthread_mutex_destroy(&s->lock);
@@ -211,12 +269,47 @@ slot_drop(struct slot *s, const char *why)
 {
 	if (s->fd < 0)
 		return;
+	/* presence_wait() may poll a duplicate: the card must see the end now. */
+	(void)shutdown(s->fd, SHUT_RDWR);
 	close(s->fd);
 	s->fd = -1;
 	s->atr_len = 0;
 	record(s, TRACE_WIRE_CARD_GONE, trace_mono_ns(), NULL, 0, NULL, 0, why);
 	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card on port %u gone: %s", s->port,
 		   why ? why : "closed");
+	slot_wake(s);
+}
+
+void
+slot_wake(struct slot *s)
+{
+	uint64_t one = 1;
+
+	if (s->wake_fd >= 0 && write(s->wake_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full, the waiter is woken anyway. */
+	}
+}
+
+int
+slot_handshake_ms(const struct slot *s)
+{
+	return s->opts.timeout_ms < DRIVER_HANDSHAKE_MS ? s->opts.timeout_ms : DRIVER_HANDSHAKE_MS;
+}
+
+void
+slot_adopt(struct slot *s, int fd, const uint8_t *atr, size_t atr_len)
+{
+	adopt(s, fd);
+	if (atr_len > sizeof(s->atr))
+		atr_len = sizeof(s->atr);
+	memcpy(s->atr, atr, atr_len);
+	s->atr_len = atr_len;
+}
+
+int
+slot_dial(const struct slot *s)
+{
+	return connect_socket(s->opts.host, s->port, slot_handshake_ms(s));
 }
 
 bool
@@ -231,10 +324,7 @@ slot_connect(struct slot *s)
 		if (fd < 0)
 			return false;
 	} else if (s->opts.host[0]) {
-		int bound = s->opts.timeout_ms < DRIVER_CONNECT_TIMEOUT_MS ?
-			    s->opts.timeout_ms : DRIVER_CONNECT_TIMEOUT_MS;
-
-		fd = connect_socket(s->opts.host, s->port, bound);
+		fd = slot_dial(s);
 		if (fd < 0)
 			return false;
 	} else {
@@ -265,8 +355,15 @@ check_idle(struct slot *s)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	slot_drop(s, n == 0 ? "card closed the connection" :
+		  n < 0 && errno == ETIMEDOUT ? "card silent: TCP keepalive timed out" :
 		  n < 0 ? "connection error" : "card sent data unasked");
 	return -ECONNRESET;
+}
+
+bool
+slot_alive(struct slot *s)
+{
+	return check_idle(s) == 0;
 }
 
 static const char *
@@ -319,7 +416,9 @@ slot_get_atr(struct slot *s, uint8_t *atr, size_t cap, bool traced)
 			record(s, TRACE_WIRE_GET_ATR, t0, NULL, 0, NULL, 0, "not sent: no card");
 		return rc;
 	}
-	n = vpcd_frame_read_answer(s->fd, s->buf, DRIVER_ATR_MAX, s->opts.timeout_ms);
+	/* A connection's first ATR is its handshake: it must not hold up the reader. */
+	n = vpcd_frame_read_answer(s->fd, s->buf, DRIVER_ATR_MAX,
+				   s->atr_len ? s->opts.timeout_ms : slot_handshake_ms(s));
 	if (n <= 0) {
 		/* vpcd too treats an empty ATR as a removed card. */
 		record(s, TRACE_WIRE_GET_ATR, t0, NULL, 0, NULL, 0, read_error(n));

@@ -18,6 +18,7 @@
 #include "util.h"
 #include "wire.h"
 
+#include <PCSC/winscard.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -284,6 +285,50 @@ check_serve(void *arg)
 	return NULL;
 }
 
+/*
+ * Whether pcscd shows a reader with our card: what the command will look
+ * for.  What the card saw (powered, its ATR read) says that pcscd is on its
+ * way; only pcscd can say that its clients see the card, whichever way the
+ * reader reports presence (polls, or events).
+ * @retval 0 seen, -ETIMEDOUT not within @p timeout_ms, <0 a PC/SC error
+ */
+static int
+wait_pcscd_sees(const uint8_t *atr, size_t atr_len, int timeout_ms)
+{
+	int64_t deadline = trace_mono_ns() + (int64_t)timeout_ms * 1000000;
+	SCARDCONTEXT ctx;
+	char *names = NULL;
+	int ret = -ETIMEDOUT;
+
+	if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) != SCARD_S_SUCCESS)
+		return -ECONNREFUSED;
+	while (trace_mono_ns() < deadline) {
+		SCARD_READERSTATE st[16];
+		DWORD len = SCARD_AUTOALLOCATE, n = 0;
+		struct timespec pause = { 0, 20 * 1000000 };
+
+		if (SCardListReaders(ctx, NULL, (LPSTR)&names, &len) == SCARD_S_SUCCESS) {
+			for (const char *r = names; *r && n < 16; r += strlen(r) + 1)
+				st[n++] = (SCARD_READERSTATE){ .szReader = r,
+							       .dwCurrentState = SCARD_STATE_UNAWARE };
+			if (n && SCardGetStatusChange(ctx, 0, st, n) == SCARD_S_SUCCESS) {
+				for (DWORD i = 0; i < n; i++) {
+					if ((st[i].dwEventState & SCARD_STATE_PRESENT) &&
+					    st[i].cbAtr == atr_len && !memcmp(st[i].rgbAtr, atr, atr_len))
+						ret = 0;
+				}
+			}
+			SCardFreeMemory(ctx, names);
+			names = NULL;
+		}
+		if (ret == 0)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	SCardReleaseContext(ctx);
+	return ret;
+}
+
 /* End the server thread (bounded: its connection is shut down). */
 static void
 check_stop(struct check_server *s)
@@ -459,7 +504,8 @@ check(struct replay_card *card, const struct replay_options *o)
 	pfd = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
 	while (poll(&pfd, 1, (int)(o->wait_ns / 1000000) + 15000) < 0 && errno == EINTR)
 		;
-	ready = (pfd.revents & POLLIN) && read(pipefd[0], &byte, 1) == 1;
+	ready = (pfd.revents & POLLIN) && read(pipefd[0], &byte, 1) == 1 &&
+		wait_pcscd_sees(card->atr, card->atr_len, 10000) == 0;
 	if (ready) {
 		status = run_command(o, trace);
 		if (status < 0) {
@@ -474,8 +520,8 @@ check(struct replay_card *card, const struct replay_options *o)
 		goto out;
 	}
 	if (!ready && s.rc == 0) {
-		fprintf(stderr, "pcsctap %s: the reader at %s never powered the card and polled it "
-			"again (%u connections, %lu messages, %s)\n", CMD, o->reader_spec,
+		fprintf(stderr, "pcsctap %s: the card at %s never became present to pcscd's clients "
+			"(%u connections, %lu messages, %s)\n", CMD, o->reader_spec,
 			card->connections, card->messages, card->powered ? "powered" : "never powered");
 		status = PCSCTAP_EXIT_RUNTIME;
 		goto out;

@@ -62,7 +62,8 @@ out:
 }
 
 /*
- * Readiness: power-up, its GET ATR, then one more poll.
+ * Readiness as the card sees it: power-up and its GET ATR (cmd_replay.c
+ * then asks pcscd whether its clients see the card).
  * @retval false the connection should end (polled, never powered)
  */
 static bool
@@ -72,7 +73,8 @@ note_atr(struct replay_card *card)
 
 	if (!card->powered)
 		return !card->unpowered_polls_max || ++card->unpowered_polls < card->unpowered_polls_max;
-	if (card->ready || ++card->atrs_since_power < 2)
+	card->atrs_since_power++;
+	if (card->ready)
 		return true;
 	card->ready = true;
 	if (card->ready_fd >= 0)

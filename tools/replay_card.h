@@ -19,8 +19,9 @@ struct replay_card {
 	uint8_t unmatched_sw[2];	/* the answer to an unknown command */
 	FILE *log;		/* one line per message, or NULL */
 	/*
-	 * Readiness: pcscd has powered the card and polled it again since,
-	 * so clients see it.  Written as one byte to ready_fd (-1: none).
+	 * Readiness: pcscd has powered the card and read its ATR (whether
+	 * its clients see the card yet, cmd_replay.c asks pcscd).  Written
+	 * as one byte to ready_fd (-1: none).
 	 */
 	int ready_fd;
 	/*

@@ -12,7 +12,7 @@ packages=(
 	gcc pkg-config meson ninja-build libpcsclite-dev libsqlite3-dev libpcap-dev
 	libcriterion-dev clang libclang-rt-14-dev valgrind
 	# the PC/SC stack and the real clients the tests drive
-	pcscd vsmartcard-vpcd vsmartcard-vpicc pcsc-tools opensc
+	pcscd vsmartcard-vpcd vsmartcard-vpicc pcsc-tools opensc iproute2
 	python3-pyscard python3-pycryptodome openjdk-17-jdk-headless
 	# reading traces and exports
 	sqlite3 tshark

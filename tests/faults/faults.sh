@@ -323,13 +323,16 @@ release rv=0x00000000"
 	;;
 card-drop)
 	# The card closes its connection instead of answering 00B0...; it
-	# connects again, pcscd sees it removed and inserted.
+	# connects again, pcscd sees it removed and inserted.  The dropped APDU
+	# gets SCARD_E_NO_SMARTCARD, as a card pulled out of a real reader (the
+	# driver answers IFD_ICC_NOT_PRESENT; it used to be SCARD_E_NOT_TRANSACTED,
+	# and stock vpcd's), the next call on the handle SCARD_W_REMOVED_CARD.
 	card_args="--drop-on 00B0"
 	steps="establish connect transmit:00A4040000 transmit:00B0000000 wait:$work/cue transmit:00A4040000 disconnect:leave connect transmit:00A4040000 disconnect:leave release"
 	expected="establish rv=0x00000000
 connect rv=0x00000000
 transmit:00A4040000 rv=0x00000000 resp=9000
-transmit:00B0000000 rv=0x80100016
+transmit:00B0000000 rv=0x8010000C
 wait:$work/cue
 transmit:00A4040000 rv=0x80100069
 disconnect:leave rv=0x00000000
@@ -353,9 +356,9 @@ release rv=0x00000000"
 	untraced_baseline
 	traced_run_without_warnings
 	got=$(calls_of "$pid" | awk '{ print $2 }' | tr '\n' ' ')
-	[ "$got" = "0x00000000 0x00000000 0x00000000 0x80100016 0x80100069 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000 " ] ||
+	[ "$got" = "0x00000000 0x00000000 0x00000000 0x8010000C 0x80100069 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000 " ] ||
 		fail "the trace holds the results [$got]"
-	echo "ok: card-drop: same output and exit code (dropped APDU: SCARD_E_NOT_TRANSACTED, then SCARD_W_REMOVED_CARD," \
+	echo "ok: card-drop: same output and exit code (dropped APDU: SCARD_E_NO_SMARTCARD, then SCARD_W_REMOVED_CARD," \
 		"a new connection works); no warning; trace integrity ok, all 10 calls"
 	;;
 sigkill)

@@ -9,6 +9,16 @@
       a misbehaving card: garbage | zero | oversized | midframe | slow |
       silent | unasked | tiny; logs CONNECTED and each message it gets to
       LOG, in the same format, so that a test can see it was polled
+  cards.py flash PORT COUNT
+      COUNT connections that close at once, and COUNT that close right
+      after answering their ATR
+  cards.py silent-flood PORT SECONDS
+      for SECONDS (or until killed), a new connection every 0.3 s that
+      never answers (each kept 15 s, longer than a reader's default timeout)
+  cards.py blink PORT COUNT HOLD GAP LOG
+      a good card that connects, serves for HOLD s, closes, waits GAP s,
+      COUNT times; logs "connect|close MONO_NS" lines to LOG just before
+      each connect() and close()
 """
 import os
 import socket
@@ -120,7 +130,76 @@ def hostile(mode, port, log=None):
         pass
 
 
+ATR = b"\x3b\x80\x80\x01\x01"
+
+
+def serve(s, until):
+    """Answer like a card (ATR, 9000) until the monotonic time @until."""
+    s.settimeout(0.05)
+    buf = b""
+    while time.monotonic() < until:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            return
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+            n = struct.unpack(">H", buf[:2])[0]
+            frame, buf = buf[2:2 + n], buf[2 + n:]
+            if len(frame) == 1:
+                if frame[0] == 4:
+                    s.sendall(struct.pack(">H", len(ATR)) + ATR)
+            else:
+                s.sendall(b"\x00\x02\x90\x00")
+
+
+def flash(port, count):
+    for _ in range(count):
+        socket.create_connection(("127.0.0.1", port)).close()
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        nodelay(s)
+        try:
+            read_frame(s)
+            s.sendall(struct.pack(">H", len(ATR)) + ATR)
+        except (EOFError, OSError):
+            pass
+        s.close()
+
+
+def silent_flood(port, seconds):
+    end = time.monotonic() + seconds
+    open_ = []
+    while time.monotonic() < end:
+        open_.append((time.monotonic() + 15, socket.create_connection(("127.0.0.1", port))))
+        time.sleep(0.3)
+        while open_ and open_[0][0] < time.monotonic():
+            open_.pop(0)[1].close()
+
+
+def blink(port, count, hold, gap, log):
+    with open(log, "a") as logf:
+        for _ in range(count):
+            logf.write("connect %d\n" % time.monotonic_ns())
+            logf.flush()
+            s = socket.create_connection(("127.0.0.1", port))
+            nodelay(s)
+            serve(s, time.monotonic() + hold)
+            logf.write("close %d\n" % time.monotonic_ns())
+            logf.flush()
+            s.close()
+            time.sleep(gap)
+
+
 if sys.argv[1] == "relay":
     relay(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+elif sys.argv[1] == "flash":
+    flash(int(sys.argv[2]), int(sys.argv[3]))
+elif sys.argv[1] == "silent-flood":
+    silent_flood(int(sys.argv[2]), float(sys.argv[3]))
+elif sys.argv[1] == "blink":
+    blink(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
 else:
     hostile(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)

@@ -9,9 +9,13 @@
   e2e_client.py protocol T0|T1      connect with that protocol, disconnect
   e2e_client.py alive SECONDS       pcscd answers and the reader is listed
   e2e_client.py present SECONDS [ATR]  a card (with that ATR) is in the reader
+  e2e_client.py nopolls < SCENARIO  the scenario's output without the GET_ATR
+                                    of presence polls (those not right after
+                                    POWER_ON or RESET): presence=event sends none
 Environment: PCSCLITE_CSOCK_NAME, BED_READER, BED_CARD_LOG (tests/bed).
 """
 import os
+import re
 import sys
 import time
 
@@ -131,8 +135,24 @@ def scenario(vicc):
     step("Disconnect(UNPOWER)", m, "rv=%s" % u(rv))
 
 
+def nopolls():
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        m = re.match(r"(.{28} )(\S+(?: \S+)*)(\s+)(.*)$", line)
+        if not m or m.group(2) == "-":
+            print(line)
+            continue
+        ks = m.group(2).split(" ")
+        kept = [k for i, k in enumerate(ks)
+                if k != "GET_ATR" or (i > 0 and ks[i - 1] in ("POWER_ON", "RESET"))]
+        print("%s%-40s %s" % (m.group(1), " ".join(kept) or "-", m.group(4)))
+
+
 def main():
     cmd = sys.argv[1]
+    if cmd == "nopolls":
+        nopolls()
+        return
     if cmd == "scenario":
         scenario("--vicc" in sys.argv)
         return

@@ -15,12 +15,13 @@ card_pid=
 trap '[ -n "$card_pid" ] && kill "$card_pid" 2>/dev/null; bed_stop' EXIT
 
 # polled MODE LOG SEEN: true once the driver has met this card: it logged
-# the connection (after the SEEN lines of pcscd.log) and either asked the
-# card for its ATR or dropped it for sending unasked.
+# the connection (after the SEEN lines of pcscd.log: a new connection in its
+# handshake, or a card taken as connected) and either asked the card for
+# its ATR or dropped it for sending unasked.
 polled() {
 	local mode=$1 log=$2 seen=$3 since
 	since=$(tail -n +$((seen + 1)) "$BED_DIR/pcscd.log")
-	grep -q "virtual card connected on port $BED_PORT\b" <<<"$since" || return 1
+	grep -Eq "(virtual card connected|new connection) on port $BED_PORT\b" <<<"$since" || return 1
 	cut -f2 "$log" 2>/dev/null | grep -qx GET_ATR && return 0
 	[ "$mode" = unasked ] && grep -q "port $BED_PORT gone: card sent data unasked" <<<"$since"
 }

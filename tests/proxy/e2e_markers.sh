@@ -2,13 +2,14 @@
 # Markers through the pcsctap driver: the part 10 feature answer with and
 # without markers=on, protocol markers from IFDHSetProtocolParameters,
 # marker forwarding from SCardControl, refusal of malformed bodies, and
-# SCARD_E_UNSUPPORTED_FEATURE with markers off.
+# SCARD_E_UNSUPPORTED_FEATURE with markers off.  Argument: the driver's
+# presence option (default event; meson runs poll too).
 . "$BED_LIB"
 bed_require pcscd
 /usr/bin/python3 -c 'import smartcard' 2>/dev/null || bed_skip "pyscard is not installed"
 client=$PROXY_TESTS/e2e_client.py
 
-bed_start --driver pcsctap --driver-opts markers=on
+bed_start --driver pcsctap --driver-opts "markers=on:presence=${1:-event}"
 out=$("$client" features) || bed_fail "features"
 echo "$out"
 grep -qx 'feature 12 42330012' <<<"$out" || bed_fail "no FEATURE_GET_TLV_PROPERTIES"

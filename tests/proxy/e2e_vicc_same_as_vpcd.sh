@@ -1,7 +1,9 @@
 #!/bin/bash
 # Stock Python vicc sees the same message sequences through the pcsctap
 # driver (markers off) as through stock vpcd.  A transparent relay between
-# reader and vicc (cards.py relay) logs what the reader sends.
+# reader and vicc (cards.py relay) logs what the reader sends.  As in
+# e2e_same_as_vpcd.sh: identical with presence=poll, identical less vpcd's
+# presence polls with presence=event.
 . "$BED_LIB"
 bed_require pcscd vicc
 /usr/bin/python3 -c 'import smartcard' 2>/dev/null || bed_skip "pyscard is not installed"
@@ -14,8 +16,11 @@ cleanup() {
 	wait 2>/dev/null
 	bed_stop
 }
-for driver in vpcd pcsctap; do
-	bed_start --driver "$driver" --card none
+for driver in vpcd poll event; do
+	case $driver in
+	vpcd) bed_start --driver vpcd --card none ;;
+	*) bed_start --driver pcsctap --driver-opts "presence=$driver" --card none ;;
+	esac
 	trap 'cleanup; rm -rf "$out"' EXIT
 	relay_port=$((BED_PORT + 2))
 	: > "$out/$driver.log"
@@ -37,7 +42,12 @@ for driver in vpcd pcsctap; do
 	cleanup
 	relay_pid= vicc_pid=
 done
-cat "$out/pcsctap.txt"
+cat "$out/event.txt"
 norm() { sed -E '/^(Control\(GET_FEATURE\)|GetAttrib\(ATR\))/s/ rv=.*$//' "$1"; }
-diff <(norm "$out/vpcd.txt") <(norm "$out/pcsctap.txt") || bed_fail "vicc saw different sequences (< vpcd, > pcsctap)"
-echo "ok - stock vicc sees identical message sequences"
+nopolls() { norm "$1" | "$PROXY_TESTS/e2e_client.py" nopolls; }
+diff <(norm "$out/vpcd.txt") <(norm "$out/poll.txt") ||
+	bed_fail "presence=poll: vicc saw different sequences (< vpcd, > pcsctap)"
+echo "ok - presence=poll: stock vicc sees identical message sequences"
+diff <(nopolls "$out/vpcd.txt") <(norm "$out/event.txt") ||
+	bed_fail "presence=event: vicc saw different sequences (< vpcd without polls, > pcsctap)"
+echo "ok - presence=event: stock vicc sees identical message sequences, less vpcd's presence polls"

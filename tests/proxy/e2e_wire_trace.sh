@@ -2,11 +2,12 @@
 # The driver's wire view in a trace file (DEVICENAME option trace=PATH):
 # power, ATR, APDUs and markers with timestamps, read back with sqlite3.
 # Skips while the trace writer (branch trace) is not in this build.
+# Argument: the driver's presence option (default event; meson runs poll too).
 . "$BED_LIB"
 bed_require pcscd sqlite3
 /usr/bin/python3 -c 'import smartcard' 2>/dev/null || bed_skip "pyscard is not installed"
 trace=$(mktemp -u /tmp/pcsctap-wire.XXXXXX.db)
-bed_start --driver pcsctap --driver-opts "markers=on:trace=$trace"
+bed_start --driver pcsctap --driver-opts "markers=on:trace=$trace:presence=${1:-event}"
 "$PROXY_TESTS/e2e_client.py" protocol T1 >/dev/null || bed_fail "client"
 if grep -q 'has no trace writer' "$BED_DIR/pcscd.log"; then
 	# Not a missing dependency: skipped even under CI until trace/ lands.

@@ -1,13 +1,15 @@
 /*
  * test_driver_unit.c — unit tests of the driver's parts without pcscd:
- * DEVICENAME options, part 10 answers, and slot exchanges against a card
- * played by a thread on a socketpair.
+ * DEVICENAME options, part 10 answers, slot exchanges against a card
+ * played by a thread on a socketpair, and presence_wait() on loopback.
  */
 #include "driver.h"
 #include "wire.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
@@ -25,6 +27,7 @@ Test(devicename, vpcd_forms)
 	cr_expect_str_eq(o.listen, "127.0.0.1");
 	cr_expect_not(o.markers);
 	cr_expect_eq(o.timeout_ms, DRIVER_DEFAULT_TIMEOUT_MS);
+	cr_expect_not(o.presence_poll);
 
 	cr_assert_eq(devopts_parse(&o, "card.example:35963", err, sizeof(err)), 0);
 	cr_expect_str_eq(o.host, "card.example");
@@ -49,6 +52,11 @@ Test(devicename, options)
 
 	cr_assert_eq(devopts_parse(&o, "/dev/null:4000:markers=off", err, sizeof(err)), 0);
 	cr_expect_not(o.markers);
+
+	cr_assert_eq(devopts_parse(&o, "/dev/null:4000:presence=poll", err, sizeof(err)), 0);
+	cr_expect(o.presence_poll);
+	cr_assert_eq(devopts_parse(&o, "/dev/null:4000:presence=event", err, sizeof(err)), 0);
+	cr_expect_not(o.presence_poll);
 }
 
 Test(devicename, rejects)
@@ -57,6 +65,7 @@ Test(devicename, rejects)
 		"/dev/null:", "/dev/null:0", "/dev/null:65535", "/dev/null:99999", "/dev/null:12x",
 		"/dev/null:4000:markers=maybe", "/dev/null:4000:colour=red", "/dev/null:4000:timeout=1",
 		"/dev/null:4000:timeout=", "/dev/null:4000:listen=", ":4000",
+		"/dev/null:4000:presence=", "/dev/null:4000:presence=polling",
 	};
 	struct devopts o;
 	char err[160];
@@ -276,4 +285,77 @@ Test(frames, bytes_after_the_answer_break_the_protocol)
 	close(sv[1]);
 	cr_assert_eq(vpcd_frame_read_answer(sv[0], buf, sizeof(buf), 1000), -ECONNRESET);
 	close(sv[0]);
+}
+
+/* A loopback port that was free a moment ago. */
+static unsigned
+free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static int
+dial_loopback(unsigned port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+Test(presence, silent_connection_first_real_card_wins)
+{
+	static const uint8_t atr[] = { 0, 5, 0x3B, 0x80, 0x80, 0x01, 0x01 };
+	struct devopts o;
+	struct slot s;
+	uint8_t buf[8];
+	int silent, good;
+
+	devopts_default(&o);
+	o.port = free_port();
+	cr_assert_eq(slot_open(&s, 0, 0, &o), 0);
+	silent = dial_loopback(o.port);
+	/* The silent connection is in its handshake: it has been asked. */
+	presence_wait(&s, 100);
+	cr_assert_eq(vpcd_frame_read(silent, buf, sizeof(buf), 1000), 1);
+	cr_expect_eq(buf[0], VPCD_CTRL_ATR);
+	cr_expect_eq(s.fd, -1, "no card yet");
+
+	good = dial_loopback(o.port);
+	/* Each wait returns within 0.4 s: loop until the good card is taken. */
+	for (int i = 0; i < 40 && s.fd < 0; i++) {
+		presence_wait(&s, 50);
+		if (vpcd_frame_read(good, buf, sizeof(buf), 0) == 1)
+			cr_assert_eq(write(good, atr, sizeof(atr)), (ssize_t)sizeof(atr));
+	}
+	cr_assert_geq(s.fd, 0, "the answering card is the slot's card");
+	cr_expect_eq(s.atr_len, 5);
+	cr_expect_arr_eq(s.atr, atr + 2, 5);
+	/* The silent one was closed when the real card answered. */
+	cr_expect_eq(recv(silent, buf, 1, 0), 0);
+
+	/* Not reported yet: the wait returns at once, and again after a stop. */
+	presence_wait(&s, 5000);
+	s.present = true;
+	presence_stop(&s);
+	presence_wait(&s, 5000);
+	cr_expect_not(s.stop_requested, "a stop ends one wait only");
+
+	/* The card closes: the wait notices, with no message sent. */
+	close(good);
+	presence_wait(&s, 5000);
+	cr_expect_not(slot_alive(&s));
+	slot_close(&s);
+	close(silent);
 }
