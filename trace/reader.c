@@ -97,6 +97,13 @@ trace_reader_open(struct trace_reader **out, const char *path, char *err, size_t
 			snprintf(err, errlen, "%s: %s", path, trace_strerror(ret));
 		goto out;
 	}
+	if (trace_writer_in_process(path)) {
+		ret = -EBUSY;
+		if (err && errlen)
+			snprintf(err, errlen, "%s: this process writes the trace; read it from"
+				 " another process", path);
+		goto out;
+	}
 	/* Whatever ended processes left in journals goes in first. */
 	trace_recover(path);
 	if (st.st_size == 0) {
