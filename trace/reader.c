@@ -9,6 +9,7 @@
 #include "trace.h"
 #include "store.h"
 #include "sys.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@ struct trace_reader {
 	char *path;
 	int version;
 	unsigned temp_seq;	/* names of per-iterator temp tables */
+	int64_t recovered_ns;	/* last look for journals to import (following) */
 	char errmsg[512];
 };
 
@@ -665,8 +667,15 @@ iter_next(struct trace_iter *it, const struct query *q, void *row)
 int
 trace_iter_calls(struct trace_reader *r, const struct trace_filter *f, struct trace_iter **out)
 {
+	int64_t now = trace_mono_ns();
 	int ret;
 
+	/* Following a live trace: what a process that crashed meanwhile left
+	 * in its journal is imported too (looked for once a second). */
+	if (f && f->after_id && now - r->recovered_ns >= 1000000000) {
+		r->recovered_ns = now;
+		trace_recover(r->path);
+	}
 	ret = iter_open(r, &call_query, f, out);
 	if (ret < 0)
 		return ret;
