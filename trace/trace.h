@@ -117,8 +117,8 @@ enum trace_call_field {
 struct trace_call {
 	int fn;			/* enum trace_fn */
 	int64_t tid;		/* kernel thread id */
-	int64_t t_enter_ns;	/* CLOCK_MONOTONIC at entry */
-	int64_t t_return_ns;	/* CLOCK_MONOTONIC at return */
+	int64_t t_enter_ns;	/* CLOCK_MONOTONIC when the real call started */
+	int64_t t_return_ns;	/* CLOCK_MONOTONIC when it returned */
 	int64_t wall_ns;	/* CLOCK_REALTIME at entry, ns since the epoch */
 	int64_t rv;		/* the return code the application got */
 	uint32_t present;	/* enum trace_call_field bits */
@@ -141,6 +141,9 @@ struct trace_call {
 	const struct trace_reader_state *states;
 	size_t n_states;
 	const char *extra;	/* NULL or "key=value key=value" */
+	int64_t shim_ns;	/* the shim's own time in the call besides the real
+				 * call, which t_enter_ns..t_return_ns time alone
+				 * (feature discovery, markers, recording) */
 };
 
 /* A session marker as the shim sent it (leg 1) or the driver forwarded it. */
