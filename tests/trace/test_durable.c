@@ -75,6 +75,18 @@ assert_exactly(int64_t n)
 	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 }
 
+/* A trace that another process (sqlite3) holds the write lock of until
+ * th_lock_end(). */
+static void
+trace_locked(void)
+{
+	struct trace_writer *w = NULL;
+
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
+	trace_writer_close(w);
+	cr_assert_eq(th_lock_begin(th_trace, "BEGIN IMMEDIATE"), 0);
+}
+
 /*
  * A process that writes @p n numbered calls and then ends by _exit(0)
  * while another process holds the trace's write lock: nothing of it is in
@@ -87,15 +99,8 @@ dead_journal(int n)
 					     .queue_max_bytes = 256 << 20 };
 	pid_t pid;
 
-	/* The trace exists first (the lock needs it). */
 	cr_assert_eq(trace_recover(th_trace), 0);
-	{
-		struct trace_writer *w = NULL;
-
-		cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
-		trace_writer_close(w);
-	}
-	cr_assert_eq(th_lock_begin(th_trace, "BEGIN IMMEDIATE"), 0);
+	trace_locked();
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -335,13 +340,7 @@ Test(durable, exec_is_recovered_while_the_pid_lives)
 	char c;
 
 	cr_assert_eq(pipe(ready), 0);
-	{
-		struct trace_writer *w = NULL;
-
-		cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
-		trace_writer_close(w);
-	}
-	cr_assert_eq(th_lock_begin(th_trace, "BEGIN IMMEDIATE"), 0);
+	trace_locked();
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
