@@ -551,3 +551,34 @@ Test(durable, application_locks_survive_the_writer)
 	close(fd);
 	free(p);
 }
+
+/* Following a trace (show --follow): a process that crashes meanwhile is
+ * imported and seen by the follower's next look. */
+Test(durable, follower_sees_a_crashed_process)
+{
+	struct trace_filter f = { .after_id = -1 };
+	struct trace_reader *r = NULL;
+	struct trace_iter *it = NULL;
+	struct trace_call_row row;
+	int n = 0;
+
+	{
+		struct trace_writer *w = NULL;
+
+		cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
+		trace_writer_close(w);
+	}
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
+	cr_assert_eq(trace_iter_calls(r, &f, &it), 0);
+	cr_assert_eq(trace_iter_call_next(it, &row), 0, "set-up: nothing yet");
+	trace_iter_end(it);
+	usleep(1100000);	/* the follower looks for journals once a second */
+	dead_journal(30);
+	cr_assert_eq(trace_iter_calls(r, &f, &it), 0);
+	while (trace_iter_call_next(it, &row) == 1)
+		n++;
+	trace_iter_end(it);
+	trace_reader_close(r);
+	cr_assert_eq(n, 30);
+	assert_exactly(30);
+}
