@@ -15,16 +15,17 @@
  * frequency, the card, pcscd) out of the ratios.  Prints the median batch
  * time per APDU of each and the overheads relative to the real library.
  *
- *	[LD_PRELOAD=libpcscspy.so.0] bench-transmit READER SHIM cpu N [SPY_READER_PID]
+ *	bench-transmit READER SHIM cpu N
+ *	LD_PRELOAD=libpcscspy.so.0 bench-transmit READER SHIM cpu N SPY_READER_PID
  *
- * CPU instead of time: for each mode, child processes make N and 2N
- * transmits and end normally (the trace writer thread finishes its work
+ * CPU instead of time: untraced and pcsctap (or, given the pcsc-spy
+ * reader's pid, untraced and pcsc-spy), child processes making N and 2N
+ * transmits and ending normally (the trace writer thread finishes its work
  * before exit); the CPU each child used, all its threads (wait4), plus for
  * pcsc-spy the CPU of the pcsc-spy process that reads its FIFO, gives the
  * slope per transmit between N and 2N, so that start-up (binding, the
- * trace's creation) cancels.  Prints each mode's CPU per transmit, what
- * tracing adds to the untraced figure, and the ratio of pcsc-spy's
- * addition to pcsctap's.  Medians of ROUNDS_CPU (5) repetitions.
+ * trace's creation) cancels.  Prints each one's CPU per transmit and what
+ * tracing adds.  Medians of ROUNDS_CPU (5) repetitions.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -155,40 +156,41 @@ cpu_run(int m, const char *reader, const char *shim, long n, pid_t spy_reader)
 
 #define ROUNDS_CPU 5
 
+/*
+ * Untraced against pcsctap, or (with the pid of the pcsc-spy process
+ * reading the FIFO, and the spy preloaded) untraced against pcsc-spy: a
+ * spy preloaded next to the shim would be in the pcsctap runs too.
+ */
 static int
-cpu_bench(const char *reader, const char *shim, long n, int n_modes, pid_t spy_reader)
+cpu_bench(const char *reader, const char *shim, long n, pid_t spy_reader)
 {
-	double slope[N_MODES][ROUNDS_CPU], med[N_MODES];
+	const int modes[2] = { REAL, spy_reader > 0 ? SPY : SHIM };
+	double slope[2][ROUNDS_CPU], med[2];
 	double load[3] = { -1, -1, -1 };
 
 	getloadavg(load, 3);
 	printf("CPU per SCardTransmit, slope between %ld and %ld transmits (all threads of the"
 	       " process%s; load %.2f %.2f %.2f):\n", n, 2 * n,
-	       n_modes == N_MODES ? ", + the pcsc-spy reader for pcsc-spy" : "",
-	       load[0], load[1], load[2]);
+	       spy_reader > 0 ? ", + the pcsc-spy reader process" : "", load[0], load[1], load[2]);
 	for (int r = 0; r < ROUNDS_CPU; r++) {
-		for (int m = 0; m < n_modes; m++) {
-			double a = cpu_run(m, reader, shim, n, spy_reader);
-			double b = cpu_run(m, reader, shim, 2 * n, spy_reader);
+		for (int k = 0; k < 2; k++) {
+			double a = cpu_run(modes[k], reader, shim, n, spy_reader);
+			double b = cpu_run(modes[k], reader, shim, 2 * n, spy_reader);
 
 			if (a < 0 || b < 0) {
-				fprintf(stderr, "bench: a %s run failed\n", names[m]);
+				fprintf(stderr, "bench: a %s run failed\n", names[modes[k]]);
 				return 1;
 			}
-			slope[m][r] = (b - a) / n;
+			slope[k][r] = (b - a) / n;
 		}
 	}
-	for (int m = 0; m < n_modes; m++) {
-		qsort(slope[m], ROUNDS_CPU, sizeof(double), cmp_double);
-		med[m] = slope[m][ROUNDS_CPU / 2];
-		printf("  %-9s %7.2f us CPU/transmit", names[m], med[m]);
-		if (m != REAL)
-			printf(", %+.2f us over untraced", med[m] - med[REAL]);
-		printf("  (median of %d)\n", ROUNDS_CPU);
+	for (int k = 0; k < 2; k++) {
+		qsort(slope[k], ROUNDS_CPU, sizeof(double), cmp_double);
+		med[k] = slope[k][ROUNDS_CPU / 2];
 	}
-	if (n_modes == N_MODES)
-		printf("  pcsc-spy adds %.1f times what pcsctap adds\n",
-		       (med[SPY] - med[REAL]) / (med[SHIM] - med[REAL]));
+	printf("  %-9s %7.2f us CPU/transmit  (median of %d)\n", names[REAL], med[0], ROUNDS_CPU);
+	printf("  %-9s %7.2f us CPU/transmit, adds %.2f us\n", names[modes[1]], med[1],
+	       med[1] - med[0]);
 	return 0;
 }
 
@@ -207,9 +209,7 @@ main(int argc, char **argv)
 	int rounds, batch, n_modes;
 
 	if (argc >= 5 && !strcmp(argv[3], "cpu"))
-		return cpu_bench(argv[1], argv[2], atol(argv[4]),
-				 getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "pcscspy") ? N_MODES : SPY,
-				 argc > 5 ? atoi(argv[5]) : 0);
+		return cpu_bench(argv[1], argv[2], atol(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
 	if (argc != 5 && argc != 6)
 		return 2;
 	rounds = atoi(argv[3]);
