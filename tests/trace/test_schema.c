@@ -31,14 +31,15 @@ Test(schema, version_and_objects)
 {
 	static const char *const objects[] = {
 		"functions", "processes", "calls", "reader_states", "markers", "wire", "drops",
-		"calls_v", "sessions", "transactions", "apdus", "controls", "attributes",
+		"journals", "calls_v", "sessions", "transactions", "apdus", "controls", "attributes",
 	};
 	char sql[256];
 
 	make_trace();
 	cr_assert_eq(th_sql_int(th_trace, "PRAGMA user_version"), TRACE_SCHEMA_VERSION);
 	cr_assert_eq(th_sql_int(th_trace, "PRAGMA application_id"), 0x50435354);
-	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA journal_mode"), "wal");
+	/* The last writer out leaves one self-contained file. */
+	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA journal_mode"), "delete");
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_master WHERE name = '%s'",
 			 objects[i]);
@@ -148,10 +149,10 @@ Test(schema, reader_refuses_newer_schema)
 
 	make_trace();
 	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	cr_assert_eq(reader_error(msg, sizeof(msg)), TRACE_E_NEWER_SCHEMA);
-	cr_assert(strstr(msg, "schema version 2 is newer"), "%s", msg);
+	cr_assert(strstr(msg, "schema version 99 is newer"), "%s", msg);
 	cr_assert(strstr(msg, th_trace), "%s", msg);
 	/* A writer does not append to it either, and says so once. */
 	th_stderr_begin();
@@ -243,10 +244,41 @@ Test(schema, writer_refuses_foreign)
 	cr_assert_eq(sqlite3_open(th_trace, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE mine(x)", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
+	cr_assert_eq(chmod(th_trace, 0600), 0);
 	th_stderr_begin();
 	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), TRACE_E_FOREIGN);
 	err = th_stderr_end();
 	cr_assert_eq(th_count_warnings(err), 1, "%s", err);
 	free(err);
 	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM sqlite_master"), 1);
+}
+
+/*
+ * A version 1 trace (no journals table, no calls.shim_ns) still reads:
+ * the newer column reads as 0; a writer migrates it to version 2.
+ */
+Test(schema, version_1_reads_and_migrates)
+{
+	struct trace_writer *w = NULL;
+	struct trace_reader *r = NULL;
+	struct trace_iter *it = NULL;
+	struct trace_call_row row;
+
+	make_trace();
+	cr_assert_eq(th_sql_exec(th_trace, "ALTER TABLE calls DROP COLUMN shim_ns;"
+				 " DROP TABLE journals; PRAGMA user_version = 1;"), 0);
+	th_sql_exec(th_trace, "INSERT INTO calls(pid, fn, t_enter_ns) VALUES(1, 12, 5)");
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
+	cr_assert_eq(trace_reader_schema_version(r), 1);
+	cr_assert_eq(trace_iter_calls(r, NULL, &it), 0);
+	cr_assert_eq(trace_iter_call_next(it, &row), 1);
+	cr_assert_eq(row.call.fn, 12);
+	cr_assert_eq(row.call.shim_ns, 0);
+	trace_iter_end(it);
+	trace_reader_close(r);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
+	trace_writer_close(w);
+	cr_assert_eq(th_sql_int(th_trace, "PRAGMA user_version"), 2);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(shim_ns) FROM calls"), 0);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM journals"), 1);
 }
