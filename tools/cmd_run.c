@@ -227,9 +227,11 @@ setup_env(const struct run_options *o, const char *shim, const char *libdir,
 /*
  * Refuse, before the command starts, a trace path that the shim would
  * refuse (it would only warn, and the command would run untraced): an
- * existing file that the trace layer does not accept as a trace to add
- * to (a text file, another program's database, a newer schema, one we
- * may not read), or a directory.  What only fails when the trace is
+ * existing file that a writer would not append to (trace_check_appendable:
+ * a text file, another program's database, a newer schema, one that is not
+ * this user's own private file), or a directory.  The check neither waits
+ * for a trace that another process has locked or is creating right now
+ * nor imports anything.  What only fails when the trace is
  * written (a read-only or missing directory, a full disk) stays the
  * shim's to warn about: the command runs untraced, as it would without
  * us.  A symbolic link is left to the shim, which refuses it
@@ -239,7 +241,6 @@ setup_env(const struct run_options *o, const char *shim, const char *libdir,
 static int
 check_trace(const char *trace)
 {
-	struct trace_reader *r;
 	const char *why = NULL;
 	char err[256];
 	struct stat st;
@@ -251,10 +252,8 @@ check_trace(const char *trace)
 			why = "is a directory (name a trace file)";
 		else if (!S_ISREG(st.st_mode))
 			why = "is not a regular file";
-		else if (trace_reader_open(&r, trace, err, sizeof(err)) < 0)
+		else if (trace_check_appendable(trace, err, sizeof(err)) < 0)
 			why = err;
-		else
-			trace_reader_close(r);
 	} else if (errno != ENOENT && errno != ENOTDIR) {
 		why = strerror(errno);
 	}

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* How long to retry the switch to WAL while another process holds a lock. */
@@ -351,6 +352,48 @@ trace_db_close(sqlite3 *db, int last)
 		sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	}
 	sqlite3_close_v2(db);
+}
+
+int
+trace_check_appendable(const char *path, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	struct stat st;
+	int64_t ver = 0;
+	int created = 0;
+	int rc, ret;
+
+	if (trace_sys.lstat(path, &st) < 0 && errno == ENOENT)
+		return 0;
+	/* What the file is first (the clearer error), then whose it is. */
+	ret = trace_file_prepare(path, 0, &created);
+	if (ret < 0)
+		goto fail;
+	rc = trace_sys.sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW |
+				       SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		ret = trace_err_from_sqlite(rc);
+		goto fail;
+	}
+	ret = check_header(db, path, 1, &ver, err, errlen);
+	/* Locked by a writer right now: a trace being written, not refused. */
+	if (ret == -EBUSY)
+		ret = 0;
+	if (ret < 0)
+		goto out;
+	/* The writer's own checks, O_EXCL creating nothing: the file exists. */
+	ret = trace_file_prepare(path, 1, &created);
+	if (created) {
+		/* It vanished in between: leave no empty file behind. */
+		unlink(path);
+		ret = 0;
+	}
+fail:
+	if (ret < 0 && err && errlen)
+		snprintf(err, errlen, "%s: %s", path, trace_strerror(ret));
+out:
+	sqlite3_close_v2(db);
+	return ret;
 }
 
 int

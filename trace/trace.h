@@ -263,6 +263,21 @@ void trace_writer_close(struct trace_writer *w);
  */
 int trace_recover(const char *path);
 
+/**
+ * Whether a writer would append to the existing file at @p path, checked
+ * the way trace_writer_open() checks it, without creating, importing or
+ * waiting for anything: a regular file that is the caller's own private
+ * file (its -wal, -shm and -journal too), and an SQLite database that is
+ * a pcsctap trace of a schema this pcsctap writes, or one that another
+ * process is creating or holds locked right now.  For a launcher that
+ * wants to refuse a path before it starts the traced program.
+ * @param[out] err one human line on failure (may be NULL)
+ * @retval 0 appendable (or missing: a writer would create it)
+ * @retval <0 negative errno, TRACE_E_SYMLINK, TRACE_E_NOT_PRIVATE,
+ *         TRACE_E_NOT_SQLITE, TRACE_E_FOREIGN, TRACE_E_NEWER_SCHEMA
+ */
+int trace_check_appendable(const char *path, char *err, size_t errlen);
+
 /* Counters, for tests and benchmarks. */
 struct trace_writer_stats {
 	uint64_t enqueued;

@@ -73,4 +73,43 @@ check "run -o EMPTY-FILE: a trace is written" grep -q "trace in $T/empty.db" "$T
 with_asan "$PCSCTAP" run -o "$T/new.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 check "run -o NEW: a trace is written" grep -q "trace in $T/new.db" "$T/err"
 
+# A trace that group or others may read is not appended to (the trace
+# layer's ownership rule), refused before the command like the rest.
+cp "$T/root.db" "$T/shared.db"
+chmod 644 "$T/shared.db"
+refused "$T/shared.db" "open to others"
+
+# The check neither races with processes creating the same new trace at
+# the same moment (a database being created is no foreign one) ...
+bad=0
+for round in $(seq 10); do
+	rm -f "$T/race.db"*
+	for j in 1 2 3 4; do
+		with_asan "$PCSCTAP" run -o "$T/race.db" -- opensc-tool -l >/dev/null 2>"$T/race-$j.err" &
+	done
+	wait
+	for j in 1 2 3 4; do
+		grep -q "trace in $T/race.db" "$T/race-$j.err" || { bad=$((bad + 1)); sed 's/^/# /' "$T/race-$j.err"; }
+	done
+done
+check "run -o NEW by 4 processes at once, 10 times: every command started and traced" [ "$bad" = 0 ]
+# ... nor waits for a trace that another process holds locked: the command
+# starts while the lock is held (its calls wait in its journal).
+rm -f "$T/w/locked" "$T/w/ran"
+/usr/bin/python3 -c '
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(3)
+db.execute("COMMIT")' "$T/root.db" "$T/w/locked" &
+locker=$!
+for i in $(seq 100); do [ -e "$T/w/locked" ] && break; sleep 0.05; done
+with_asan "$PCSCTAP" run -o "$T/root.db" -- sh -c ": >'$T/w/ran'" >/dev/null 2>&1 &
+runner=$!
+for i in $(seq 40); do [ -e "$T/w/ran" ] && break; sleep 0.05; done
+check "run -o LOCKED-TRACE: the command started while the lock was still held" \
+	sh -c "[ -e '$T/w/locked' ] && [ -e '$T/w/ran' ] && kill -0 $locker"
+wait "$runner" "$locker"
+
 tap_end
