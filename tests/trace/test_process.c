@@ -260,8 +260,8 @@ Test(process, newcomer_next_to_a_busy_writer)
 		if (trace_writer_flush(w, 30000) != 0)
 			_exit(3);
 		ms = (trace_mono_ns() - t0) / 1000000;
-		printf("# newcomer's first flush after %lld ms\n", (long long)ms);
-		fflush(stdout);
+		/* stderr: stdout carries the TAP report. */
+		fprintf(stderr, "newcomer's first flush after %lld ms\n", (long long)ms);
 		_exit(ms < NEWCOMER_MAX_MS ? 0 : 4);
 	}
 	cr_assert_eq(wait_bounded(late, 60), 0, "the newcomer waited too long (4) or failed");
