@@ -34,7 +34,8 @@
  *
  * Exit status: the ending's; 1 when a call failed (the line says which).
  */
-#include <PCSC/winscard.h>
+#include "client_lines.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -61,29 +62,7 @@ static int failures;
 static void
 report(const char *step, LONG rv, const BYTE *resp, DWORD len)
 {
-	printf("%s rv=0x%08lX", step, (unsigned long)rv);
-	if (resp && rv == SCARD_S_SUCCESS) {
-		printf(" resp=");
-		for (DWORD i = 0; i < len; i++)
-			printf("%02X", resp[i]);
-	}
-	printf("\n");
-	fflush(stdout);
-	if (rv != SCARD_S_SUCCESS)
-		failures++;
-}
-
-static size_t
-parse_hex(const char *hex, BYTE *out, size_t cap)
-{
-	size_t n = 0;
-	unsigned v;
-
-	while (hex[0] && hex[1] && n < cap && sscanf(hex, "%2x", &v) == 1) {
-		out[n++] = (BYTE)v;
-		hex += 2;
-	}
-	return n;
+	failures += client_line(step, rv, resp, len);
 }
 
 /* The 8 calls; the context and card stay open, as a dying process leaves them. */
@@ -103,7 +82,7 @@ burst(const char *reader)
 				       &card, &protocol), NULL, 0);
 	for (size_t i = 0; i < sizeof(apdus) / sizeof(apdus[0]); i++) {
 		BYTE apdu[16], resp[258];
-		size_t n = parse_hex(apdus[i], apdu, sizeof(apdu));
+		size_t n = client_parse_hex(apdus[i], apdu, sizeof(apdu));
 		char step[32];
 
 		len = sizeof(resp);

@@ -30,6 +30,9 @@ work=$(mktemp -d "${BED_ROOT:-/tmp}/pcsctap-endings.XXXXXX")
 trap 'bed_stop; rm -rf "$work"' EXIT
 # abort and the fatal signals must not leave cores behind.
 ulimit -c 0
+# With libasan preloaded (setup asane2e) a SIGBUS would be ASan's report
+# and exit 1 instead of the signal's default action.
+[ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:handle_sigbus=0"
 
 fail() {
 	bed_fail "$case ($mode): $*"
@@ -183,7 +186,8 @@ run_app() {
 	run) launcher=("$PCSCTAP" run -o "$trace" --) ;;
 	manual)
 		if [ "$kind" = linked ]; then
-			launcher=(env LD_PRELOAD="$PCSCTAP_SHIM" PCSCTAP_TRACE="$trace")
+			# Appended: under ASan (setup asane2e) libasan must stay first.
+			launcher=(env LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD:}$PCSCTAP_SHIM" PCSCTAP_TRACE="$trace")
 		else
 			launcher=(env LD_LIBRARY_PATH="$work/lib" PCSCTAP_TRACE="$trace")
 		fi
