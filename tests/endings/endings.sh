@@ -17,7 +17,8 @@
 # warning, the same APDUs at the card, and the EXACT number of calls per
 # function in the trace, counted
 #   - right after `pcsctap run` returns (plain SQLite, before any pcsctap
-#     reader has opened the trace; run only), and
+#     reader has opened the trace; run only; for the daemon, which outlives
+#     run, once it has ended too), and
 #   - after the process is gone and `pcsctap show --json` has read the
 #     trace, both in the database and in show's output.
 # Env: PCSCTAP, PCSCTAP_SHIM, END_CLIENT, ENDINGS_DIR, TRACE_SQL, BED_LIB (+ bed).
@@ -132,7 +133,8 @@ card_apdus() {
 	bed_lines APDU "$1" | cut -f1 | tr '\n' ' ' | sed 's/ $//'
 }
 
-# wait_gone PIDFILE: until the process it names has ended (a daemon).
+# wait_gone PIDFILE: until the process it names has ended (a daemon; a
+# zombie that its new parent has not reaped yet counts as ended).
 wait_gone() {
 	local i pid
 	for i in $(seq 300); do
@@ -141,7 +143,7 @@ wait_gone() {
 	done
 	pid=$(cat "$1" 2>/dev/null) || fail "no $1"
 	for i in $(seq 300); do
-		[ -d "/proc/$pid" ] || return 0
+		[ "$(sed 's/^.*) \(.\).*/\1/' "/proc/$pid/stat" 2>/dev/null || echo Z)" = Z ] && return 0
 		sleep 0.1
 	done
 	fail "process $pid is still running"
