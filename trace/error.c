@@ -26,6 +26,9 @@ trace_strerror(int err)
 		return "SQLite error";
 	case TRACE_E_SYMLINK:
 		return "the trace path is a symbolic link (refused)";
+	case TRACE_E_NOT_PRIVATE:
+		return "the trace (or its -wal/-shm) is another user's or open to others (refused;"
+		       " a trace is appended to only when it is the caller's own, mode 0600)";
 	default:
 		break;
 	}

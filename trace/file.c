@@ -17,8 +17,41 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdio.h>
+#include <unistd.h>
 
 static const char sqlite_magic[16] = "SQLite format 3";
+
+/* A writer appends only to its own private files (as OpenSSH's StrictModes). */
+static int
+private_file(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 077);
+}
+
+/*
+ * The side files SQLite opens without O_EXCL: if one exists it must be
+ * ours and private too, and never a link.
+ */
+static int
+check_side_files(const char *path)
+{
+	static const char *const suffix[] = { "-wal", "-shm", "-journal" };
+	char side[4096];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		if ((size_t)snprintf(side, sizeof(side), "%s%s", path, suffix[i]) >= sizeof(side))
+			return -ENAMETOOLONG;
+		if (trace_sys.lstat(side, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode))
+			return TRACE_E_SYMLINK;
+		if (!private_file(&st))
+			return TRACE_E_NOT_PRIVATE;
+	}
+	return 0;
+}
 
 int
 trace_file_prepare(const char *path, int create, int *created)
@@ -64,6 +97,10 @@ trace_file_prepare(const char *path, int create, int *created)
 		rc = TRACE_E_NOT_SQLITE;
 		goto out;
 	}
+	if (create && !private_file(&st)) {
+		rc = TRACE_E_NOT_PRIVATE;
+		goto out;
+	}
 	/* An empty file is a trace another process is just creating. */
 	if (st.st_size == 0)
 		goto out;
@@ -77,5 +114,7 @@ trace_file_prepare(const char *path, int create, int *created)
 out:
 	if (fd >= 0)
 		trace_sys.close(fd);
+	if (rc == 0 && create)
+		rc = check_side_files(path);
 	return rc;
 }

@@ -97,6 +97,8 @@ trace_reader_open(struct trace_reader **out, const char *path, char *err, size_t
 			snprintf(err, errlen, "%s: %s", path, trace_strerror(ret));
 		goto out;
 	}
+	/* Whatever ended processes left in journals goes in first. */
+	trace_recover(path);
 	if (st.st_size == 0) {
 		ret = TRACE_E_FOREIGN;
 		if (err && errlen)

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 /* How long to retry the switch to WAL while another process holds a lock. */
-#define TRACE_WAL_SWITCH_WAIT_MS 5000
+#define TRACE_WAL_SWITCH_WAIT_MS 1000
 
 /* Version 0 → 1: the whole schema. */
 static const char schema_v1[] =
@@ -101,9 +101,20 @@ static const char schema_v1[] =
 	"  CASE c.fn WHEN 17 THEN c.data_out ELSE c.data_in END AS value, c.rv"
 	" FROM calls c WHERE c.fn IN (17, 18);";
 
+/*
+ * Version 1 → 2: the journals table (docs/trace-schema.md, "Durability"):
+ * how far each process's journal is imported, updated in the same
+ * transaction as the rows imported, and kept after the journal is gone.
+ */
+static const char schema_v2[] =
+	"CREATE TABLE IF NOT EXISTS journals("
+	" id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, imported INTEGER NOT NULL,"
+	" dropped INTEGER NOT NULL DEFAULT 0, state TEXT);";
+
 /* migrations[v] brings a database from version v to v + 1. */
 static const char *const migrations[TRACE_SCHEMA_VERSION] = {
 	schema_v1,
+	schema_v2,
 };
 
 static void
@@ -289,9 +300,13 @@ trace_schema_setup(sqlite3 *db, const char *path, char *err, size_t errlen)
 	if (ret < 0)
 		goto out;
 	/* WAL: readers never block the writer, a commit needs no fsync with
-	 * synchronous=NORMAL, and a killed process loses nothing committed. */
+	 * synchronous=NORMAL, and a killed process loses nothing committed.
+	 * A trace left as one file (not WAL, see trace_db_close) is switched
+	 * back; while another process keeps it locked the switch cannot be
+	 * made, and the writer goes on in rollback-journal mode rather than
+	 * not at all. */
 	rc = switch_to_wal(db, &msg);
-	if (rc != SQLITE_OK) {
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
 		ret = trace_err_from_sqlite(rc);
 		seterr(err, errlen, path, "cannot switch to WAL: ",
 		       msg ? msg : sqlite3_errmsg(db));
@@ -308,6 +323,24 @@ trace_schema_setup(sqlite3 *db, const char *path, char *err, size_t errlen)
 out:
 	sqlite3_free(msg);
 	return ret;
+}
+
+void
+trace_db_close(sqlite3 *db, int last)
+{
+	if (!db)
+		return;
+	if (last) {
+		/* Fails at once (no busy handler) while another connection is
+		 * open: exactly "am I the last one". */
+		sqlite3_busy_handler(db, NULL, NULL);
+		if (trace_sys.sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)",
+					   NULL, NULL, NULL) == SQLITE_OK)
+			trace_sys.sqlite3_exec(db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	} else {
+		sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	}
+	sqlite3_close_v2(db);
 }
 
 int

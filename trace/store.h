@@ -34,5 +34,13 @@ int trace_schema_check(sqlite3 *db, const char *path, int *version,
 int trace_db_open_rw(const char *path, int busy_timeout_ms, sqlite3 **out,
 		     char *err, size_t errlen);
 
+/*
+ * Close a connection of trace_db_open_rw().  @p last: checkpoint and leave
+ * WAL mode if no other connection is open, so that the trace is one
+ * self-contained file again (-wal and -shm removed); otherwise, and
+ * without @p last, close without a checkpoint.
+ */
+void trace_db_close(sqlite3 *db, int last);
+
 /* An SQLite result code as a TRACE_E_* / negative errno value. */
 int trace_err_from_sqlite(int rc);

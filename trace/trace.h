@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRACE_SCHEMA_VERSION 1
+#define TRACE_SCHEMA_VERSION 2
 
 /* Errors beyond errno values (all negative, below -4096 so as not to clash). */
 enum trace_error {
@@ -27,6 +27,7 @@ enum trace_error {
 	TRACE_E_CORRUPT = -5004,	/* damaged database */
 	TRACE_E_SQLITE = -5005,		/* any other SQLite failure */
 	TRACE_E_SYMLINK = -5006,	/* the trace path is a symbolic link: refused */
+	TRACE_E_NOT_PRIVATE = -5007,	/* not the caller's own, or group/other may access it: refused */
 };
 
 /*
@@ -247,6 +248,18 @@ int trace_writer_flush(struct trace_writer *w, int timeout_ms);
 
 /* Flush (bounded), stop the thread, close the database, free. */
 void trace_writer_close(struct trace_writer *w);
+
+/**
+ * Import the journals that ended processes left beside the trace at
+ * @p path (docs/trace-schema.md, "Durability"), exactly once whoever else
+ * does the same at the time; then the trace is one file again if nobody
+ * else has it open.  trace_writer_open() and trace_reader_open() do this
+ * themselves.  Without write access one warning says how much is not
+ * imported.
+ * @retval >=0 the number of events imported
+ * @retval <0 negative errno or TRACE_E_*; one warning has been printed
+ */
+int trace_recover(const char *path);
 
 /* Counters, for tests and benchmarks. */
 struct trace_writer_stats {

@@ -14,6 +14,16 @@
 #define WARN_PREFIX "pcsctap: "
 #define WARN_MAX 512	/* the message, its newline and a NUL */
 
+static __thread trace_warn_sink warn_sink;
+static __thread void *warn_sink_arg;
+
+void
+trace_warn_set_sink(trace_warn_sink sink, void *arg)
+{
+	warn_sink = sink;
+	warn_sink_arg = arg;
+}
+
 void
 trace_warnf(const char *fmt, ...)
 {
@@ -33,6 +43,10 @@ trace_warnf(const char *fmt, ...)
 	if (n > WARN_MAX - 2)
 		n = WARN_MAX - 2;
 	msg[n++] = '\n';
+	if (warn_sink) {
+		warn_sink(warn_sink_arg, buf, (size_t)(msg + n - buf));
+		goto out;
+	}
 	/* One write(2): not interleaved, and no stdio state of the host touched. */
 	w = write(STDERR_FILENO, buf, (size_t)(msg + n - buf));
 	(void)w;

@@ -1,73 +1,91 @@
 /*
- * writer.c — the asynchronous trace writer.
+ * writer.c — the trace writer: the application's side (appending to the
+ * journal), the writer thread (importing it into the trace), fork and exit.
  *
- * Callers (any thread) copy an event into one block and append it to a
- * bounded FIFO under a short mutex; they never touch SQLite and never wait
- * for disk.  One background thread per writer and process takes the whole
- * FIFO at once and inserts it in WAL transactions, committing at least every
- * commit_interval_ms (a batch is split if it takes longer) and whenever
- * someone flushes.  Events that do not fit, or that SQLite refuses (disk
- * full, I/O error, trace gone), are counted and recorded as a `drops` row as
- * soon as a transaction succeeds again: never silently.
+ * Callers (any thread) copy an event into the process's journal (journal.h)
+ * under a short mutex: memory only, no system call, no descriptor.  The
+ * journal is a file mapping, so whatever was appended outlives the process
+ * however it ends; one background thread per writer imports it into the
+ * trace in transactions of at most commit_interval_ms / 2, each of which
+ * also moves the journal's row in the journals table (ingest.h), and only
+ * then advances the journal's tail.  Whoever opens the trace later imports
+ * the journals of dead processes (recover.h) exactly once.
  *
- * Fork: a pthread_atfork handler, in order, takes the registry lock, each
- * writer's connection lock (waiting for the current transaction slice),
- * closes the connection without a checkpoint, and takes the queue lock.  So
- * the child inherits no SQLite connection at all — an inherited connection
- * would share SQLite's per-file lock bookkeeping with a process that does
- * not hold the locks, and the parent's last close could then delete a WAL
- * the child still writes — and no lock that a vanished thread holds.  The
- * child notices the new pid on its first event, drops the parent's queued
- * events (the parent writes them), and starts a thread and connection of its
- * own.  A pid change without our atfork handler (raw clone) would leave the
- * writer idle; events are then dropped, nothing hangs.
+ * The thread's descriptors are its own: it starts with unshare(CLONE_FILES)
+ * and closes every copied descriptor, so SQLite's and the journal's files
+ * exist only in its private table.  The application's close(), closefrom()
+ * or dup2() cannot touch them, and its open() can never get their numbers
+ * (a tracer must never write into the application's files).  Hence:
+ * - nothing of ours may use the trace's SQLite connection from another
+ *   thread: fork() asks the thread to close it (parking the thread) instead
+ *   of closing it itself;
+ * - the thread cannot write to the application's fd 2: its warnings are
+ *   handed over (trace_warn_set_sink) and printed by the next application
+ *   thread that enters the writer;
+ * - one process has one writer per trace file: opening the same file again
+ *   shares it (SQLite's per-file lock bookkeeping is process-wide and would
+ *   mix two descriptor tables).
+ *
+ * Events that do not fit in the journal are counted in its header; the
+ * count reaches the trace as a `drops` row in the same way as the events.
+ * Events that SQLite refuses (disk full, I/O error, trace locked) stay in
+ * the journal and are retried.
+ *
+ * At the last close (or exit) the thread checkpoints and switches the
+ * trace out of WAL mode when no other connection is open (the switch fails
+ * otherwise), so that the trace ends as one self-contained file.
  */
 #include "trace.h"
+#include "ingest.h"
+#include "journal.h"
 #include "proc.h"
-#include "queue.h"
+#include "recover.h"
 #include "store.h"
 #include "util.h"
 #include "sys.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 enum {
 	DEFAULT_QUEUE_EVENTS = 65536,
-	DEFAULT_QUEUE_BYTES = 64 << 20,
+	DEFAULT_JOURNAL_BYTES = 8 << 20,
 	DEFAULT_COMMIT_MS = 100,
 	DEFAULT_BUSY_MS = 5000,
 	/* SQLite's own busy wait is cut into slices so that fork() and close
-	 * can get the connection lock between them. */
+	 * get the thread's attention between them. */
 	BUSY_SLICE_MS = 50,
-	/* Fairness gap between two slices of a long batch (write_batch): left
-	 * after every slice while another writer was seen in the last
+	/* Fairness gap between two slices of a long import (import_journal):
+	 * left after every slice while another writer was seen in the last
 	 * OTHER_WRITER_MS, otherwise once every PROBE_GAP_MS so that a newcomer
 	 * blocked by our back-to-back slices gets in and is seen. */
 	FAIR_GAP_US = 2000,
 	OTHER_WRITER_MS = 2000,
 	PROBE_GAP_MS = 250,
-	/* Calls inserted by one multi-row INSERT (see insert_calls). */
-	CALL_ROWS = 32,
-	CALL_COLS = 24,
-	/* Small call events are built in blocks of SPARE_SIZE bytes that the
-	 * thread hands back for reuse once written (at most SPARE_MAX of them,
-	 * freed when the writer goes idle): the caller's thread then neither
-	 * mallocs nor touches fresh pages, and the two threads do not contend
-	 * for malloc's arena. */
-	SPARE_SIZE = 320,
-	SPARE_MAX = 16384,
 	/* Empty polls before the thread sleeps until signalled. */
 	IDLE_POLLS = 10,
 	CLOSE_FLUSH_MS = 5000,
 	EXIT_FLUSH_MS = 2000,
+	/* How long the first open waits for a locked trace before it lets the
+	 * thread wait for it. */
+	OPEN_WAIT_MS = 200,
+	/* How long a child's first event waits for its own journal. */
+	CHILD_START_MS = 5000,
+	WARN_SLOTS = 4,
+	SLICE_EVENTS_MAX = 65536,
+	/* A full disk: the first smaller transaction, and the tries without
+	 * progress a close makes before it gives up. */
+	SLICE_EVENTS_FULL = 256,
+	FINAL_TRIES = 10,
 };
 
 /* Conditions warned about at most once per writer. */
@@ -82,92 +100,69 @@ enum warn_bit {
 	WARN_OVERFLOW = 1u << 7,
 	WARN_READONLY = 1u << 8,
 	WARN_EXIT = 1u << 9,
+	WARN_JOURNAL = 1u << 10,
 };
 
-enum stmt_id {
-	ST_CALL,
-	ST_CALLS,		/* CALL_ROWS calls at once; SQL built by once_init() */
-	ST_STATE,
-	ST_MARKER,
-	ST_WIRE,
-	ST_DROP,
-	ST_PROCESS,
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_DATA_VERSION,
-	ST_COUNT,
-};
-
-#define CALLS_INSERT "INSERT INTO calls(pid, tid, fn, t_enter_ns, t_return_ns, wall_ns, rv," \
-	" context, card, reader, share_mode, preferred_protocols, active_protocol," \
-	" disposition, scope, timeout, code, state, send_pci, recv_pci," \
-	" data_in, data_out, redacted, extra) VALUES"
-#define CALLS_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-
-/* CALLS_INSERT, then CALL_ROWS times CALLS_ROW separated by commas. */
-static char calls_sql[sizeof(CALLS_INSERT) + CALL_ROWS * sizeof(CALLS_ROW)];
-
-static const char *const stmt_sql[ST_COUNT] = {
-	[ST_CALL] = CALLS_INSERT CALLS_ROW,
-	[ST_CALLS] = calls_sql,
-	[ST_STATE] = "INSERT INTO reader_states(call_id, idx, reader, current_state,"
-		" event_state, atr) VALUES(?,?,?,?,?,?)",
-	[ST_MARKER] = "INSERT INTO markers(pid, tid, t_ns, wall_ns, card, reader, event,"
-		" seq, body, rv) VALUES(?,?,?,?,?,?,?,?,?,?)",
-	[ST_WIRE] = "INSERT INTO wire(pid, t_ns, t_end_ns, wall_ns, reader, kind, sent,"
-		" received, detail) VALUES(?,?,?,?,?,?,?,?,?)",
-	[ST_DROP] = "INSERT INTO drops(pid, wall_ns, count) VALUES(?,?,?)",
-	[ST_PROCESS] = "INSERT INTO processes(pid, ppid, exe, name, argv, role, host,"
-		" start_wall_ns) VALUES(?,?,?,?,?,?,?,?)",
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_DATA_VERSION] = "PRAGMA data_version",
+/* The thread's state as the application sees it. */
+enum thread_state {
+	TS_NONE,		/* not started (or the child of a fork) */
+	TS_STARTING,
+	TS_RUNNING,		/* the journal exists */
+	TS_FAILED,		/* could not open: no thread */
+	TS_DONE,		/* the thread has finished */
 };
 
 struct trace_writer {
 	struct trace_writer *next;	/* registry of live writers (fork, exit) */
+	int refs;			/* opens of this file in this process */
 	char *path;
 	char *role;
+	dev_t dev;
+	ino_t ino;
 	int commit_ms;
 	int busy_ms;
-	pid_t pid;			/* the process the thread and connection belong to */
+	size_t max_events;
+	uint64_t journal_bytes;
+	pid_t pid;			/* the process the thread and journal belong to */
 	int64_t start_wall_ns;
 
-	/* Queue lock: the FIFO, counters and flags below. */
+	/* Lock: the journal's head, the counters and flags below. */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;		/* the thread waits for work */
-	pthread_cond_t done;		/* flushers wait for seq_done */
-	struct tq_fifo q;
-	struct tq_event *spare;		/* free SPARE_SIZE blocks */
-	size_t n_spare;
-	uint64_t seq_in;		/* events accepted */
-	uint64_t seq_done;		/* events written or given up on */
-	uint64_t enqueued, written, dropped, commits;
-	uint64_t drops_pending;		/* dropped, not yet in the drops table */
+	pthread_cond_t done;		/* flushers, openers and fork wait for the thread */
+	struct journal j;
+	uint64_t appended;		/* events appended */
+	uint64_t committed;		/* events in the trace */
+	uint64_t drops_written;		/* the journal's drops that are in the trace */
+	uint64_t lost;			/* events with no journal at all to count them */
+	uint64_t commits;
+	uint64_t failures;		/* import attempts that failed */
+	size_t peak_events;
+	size_t peak_bytes;
+	int state;			/* enum thread_state */
+	int open_err;
+	char open_msg[512];
 	int sleeping;
 	int flush_req;
+	int fork_req;			/* fork() wants the connection closed */
+	int parked;			/* the thread waits for the fork to end */
 	int stop;
-	int abandon;			/* close gave up waiting: drop what is left */
-	int thread_started;
-	int broken;			/* no thread: every event is dropped */
+	int abandon;			/* close gave up waiting: stop trying */
+	int gone;			/* the journal is released: nothing may be appended */
+	int child;			/* started after fork(): journal first, then trace */
 	pthread_t thread;
+	char warn_text[WARN_SLOTS][520];
+	size_t warn_len[WARN_SLOTS];
+	int warn_n;			/* atomic: handed-over warnings waiting */
 
-	/* Connection lock: the thread holds it while it uses the connection. */
-	pthread_mutex_t db_lock;
+	/* The thread's own. */
 	sqlite3 *db;
-	sqlite3_stmt *st[ST_COUNT];
-	/* Per row of ST_CALL (0) and ST_CALLS (1..CALL_ROWS): the columns
-	 * (enum call_bound bits) currently bound to a non-NULL value, so that
-	 * only those that change to absent need a NULL bound. */
-	uint32_t call_bound[1 + CALL_ROWS];
-	int process_written;
+	struct ingest in;
+	struct ingest_mark mark;	/* our journal's row */
+	uint64_t slice_events;		/* events per transaction at most (0: any), after SQLITE_FULL */
 	int64_t data_version;		/* -1: not read on this connection yet */
-	int64_t other_seen_ns;		/* atomic: another writer last seen (busy, its commit) */
+	int64_t other_seen_ns;		/* another writer last seen (busy, its commit) */
 	int64_t last_gap_ns;
-	int fork_waiting;		/* atomic: fork prepare wants db_lock */
-
 	unsigned warned;		/* atomic: enum warn_bit */
 };
 
@@ -175,6 +170,59 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct trace_writer *registry;
 static pid_t cur_pid;
+
+static int
+is_own(struct trace_writer *w)
+{
+	return __atomic_load_n(&w->pid, __ATOMIC_RELAXED) ==
+	       __atomic_load_n(&cur_pid, __ATOMIC_RELAXED);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Warnings                                                               */
+/* ---------------------------------------------------------------------- */
+
+/* The thread's warnings, kept for an application thread (see top). */
+static void
+warn_keep(void *arg, const char *line, size_t len)
+{
+	struct trace_writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->warn_n < WARN_SLOTS) {
+		if (len > sizeof(w->warn_text[0]))
+			len = sizeof(w->warn_text[0]);
+		memcpy(w->warn_text[w->warn_n], line, len);
+		w->warn_len[w->warn_n] = len;
+		__atomic_store_n(&w->warn_n, w->warn_n + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* On an application thread: print what the writer thread handed over. */
+static void
+warn_emit(struct trace_writer *w)
+{
+	char text[WARN_SLOTS][520];
+	size_t len[WARN_SLOTS];
+	int saved = errno;
+	int n;
+
+	if (__builtin_expect(!__atomic_load_n(&w->warn_n, __ATOMIC_ACQUIRE), 1))
+		return;
+	pthread_mutex_lock(&w->lock);
+	n = w->warn_n;
+	memcpy(text, w->warn_text, sizeof(text));
+	memcpy(len, w->warn_len, sizeof(len));
+	__atomic_store_n(&w->warn_n, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&w->lock);
+	for (int i = 0; i < n; i++) {
+		ssize_t r = write(STDERR_FILENO, text[i], len[i]);
+
+		(void)r;
+	}
+	errno = saved;
+}
 
 static void __attribute__((format(printf, 3, 4)))
 warn_once(struct trace_writer *w, unsigned bit, const char *fmt, ...)
@@ -211,7 +259,6 @@ init_sync(struct trace_writer *w)
 	pthread_condattr_t ca;
 
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_mutex_init(&w->db_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->wake, &ca);
@@ -220,22 +267,19 @@ init_sync(struct trace_writer *w)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Connection (writer thread, db_lock held)                               */
+/* Connection (writer thread only)                                        */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * Close the connection.  @p last: checkpoint into the main file and leave
+ * WAL mode if no other connection is open (then -wal and -shm go away and
+ * the trace is one file that anybody allowed to read it can read).
+ */
 static void
-db_release(struct trace_writer *w, int checkpoint)
+db_release(struct trace_writer *w, int last)
 {
-	for (int i = 0; i < ST_COUNT; i++) {
-		sqlite3_finalize(w->st[i]);
-		w->st[i] = NULL;
-	}
-	/* A statement prepared afresh has every parameter NULL. */
-	memset(w->call_bound, 0, sizeof(w->call_bound));
-	if (w->db) {
-		sqlite3_db_config(w->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, !checkpoint, NULL);
-		sqlite3_close_v2(w->db);
-	}
+	ingest_finalize(&w->in);
+	trace_db_close(w->db, last);
 	w->db = NULL;
 }
 
@@ -243,41 +287,22 @@ db_release(struct trace_writer *w, int checkpoint)
  * SQLite's default busy handler backs off up to 100 ms between tries, so a
  * process that commits back to back can starve the others for a long time.
  * Poll every millisecond instead; the lock holder leaves a gap between
- * slices of a long batch (write_batch) that such a poll catches.
+ * slices of a long import that such a poll catches.
  */
 static int
 busy_poll(void *arg, int count)
 {
 	struct trace_writer *w = arg;
 
-	__atomic_store_n(&w->other_seen_ns, trace_mono_ns(), __ATOMIC_RELAXED);
+	w->other_seen_ns = trace_mono_ns();
 	if (count >= BUSY_SLICE_MS)
 		return 0;
 	usleep(1000);
 	return 1;
 }
 
-static void
-set_busy(struct trace_writer *w)
-{
-	sqlite3_busy_handler(w->db, busy_poll, w);
-	w->data_version = -1;
-}
-
 static int
-db_prepare(struct trace_writer *w)
-{
-	int rc = SQLITE_OK;
-
-	for (int i = 0; i < ST_COUNT && rc == SQLITE_OK; i++) {
-		if (!w->st[i])
-			rc = trace_sys.sqlite3_prepare_v2(w->db, stmt_sql[i], -1, &w->st[i], NULL);
-	}
-	return rc;
-}
-
-static int
-db_ensure(struct trace_writer *w)
+db_ensure(struct trace_writer *w, int wait_ms)
 {
 	char err[512];
 	int ret = 0;
@@ -285,17 +310,19 @@ db_ensure(struct trace_writer *w)
 
 	if (w->db)
 		goto out;
-	ret = trace_db_open_rw(w->path, BUSY_SLICE_MS, &w->db, err, sizeof(err));
+	ret = trace_db_open_rw(w->path, wait_ms, &w->db, err, sizeof(err));
+	if (ret == -EBUSY)
+		goto out;	/* locked: the caller waits and says so */
 	if (ret < 0) {
-		warn_once(w, WARN_OPEN, "cannot write the trace (%s%s); events are dropped",
-			  err, "");
+		warn_once(w, WARN_OPEN, "cannot write the trace (%s); events wait in the journal", err);
 		goto out;
 	}
-	set_busy(w);
-	rc = db_prepare(w);
+	sqlite3_busy_handler(w->db, busy_poll, w);
+	w->data_version = -1;
+	rc = ingest_prepare(&w->in, w->db);
 	if (rc != SQLITE_OK) {
 		ret = trace_err_from_sqlite(rc);
-		warn_once(w, WARN_OPEN, "cannot write the trace %s: %s; events are dropped",
+		warn_once(w, WARN_OPEN, "cannot write the trace %s: %s; events wait in the journal",
 			  w->path, sqlite3_errmsg(w->db));
 		db_release(w, 0);
 	}
@@ -304,335 +331,97 @@ out:
 }
 
 static void
-bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void
-bind_blob(sqlite3_stmt *st, int i, struct trace_blob b)
-{
-	if (b.data)
-		sqlite3_bind_blob64(st, i, b.len ? (const void *)b.data : "", b.len, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static int
-run(sqlite3_stmt *st)
-{
-	int rc = trace_sys.sqlite3_step(st);
-
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-/* Bits of call_bound beyond enum trace_call_field: the text/blob columns. */
-enum call_bound {
-	BOUND_READER = 1u << 24,
-	BOUND_IN = 1u << 25,
-	BOUND_OUT = 1u << 26,
-	BOUND_EXTRA = 1u << 27,
-};
-
-/*
- * Bind one call as the row whose first parameter is @p base + 1.  A column
- * is bound NULL only if it held a value in the previous row bound there: a
- * steady stream of one function binds no NULLs at all.  Text and blobs are
- * bound SQLITE_STATIC: the event lives until the statement has run.
- */
-static void
-bind_call(struct trace_writer *w, sqlite3_stmt *st, int base, uint32_t *bound,
-	  const struct trace_call *c)
-{
-	uint32_t now = c->present & 0xfff;
-	uint32_t stale;
-
-	if (c->reader)
-		now |= BOUND_READER;
-	if (c->in.data)
-		now |= BOUND_IN;
-	if (c->out.data)
-		now |= BOUND_OUT;
-	if (c->extra)
-		now |= BOUND_EXTRA;
-	stale = *bound & ~now;
-	*bound = now;
-
-	sqlite3_bind_int64(st, base + 1, w->pid);
-	sqlite3_bind_int64(st, base + 2, c->tid);
-	sqlite3_bind_int(st, base + 3, c->fn);
-	sqlite3_bind_int64(st, base + 4, c->t_enter_ns);
-	sqlite3_bind_int64(st, base + 5, c->t_return_ns);
-	sqlite3_bind_int64(st, base + 6, c->wall_ns);
-	sqlite3_bind_int64(st, base + 7, c->rv);
-	sqlite3_bind_int(st, base + 23, c->redacted ? 1 : 0);
-	if (now & TRACE_HAS_CONTEXT)
-		sqlite3_bind_int64(st, base + 8, (int64_t)c->context);
-	if (now & TRACE_HAS_CARD)
-		sqlite3_bind_int64(st, base + 9, (int64_t)c->card);
-	if (now & BOUND_READER)
-		sqlite3_bind_text(st, base + 10, c->reader, -1, SQLITE_STATIC);
-	if (now & TRACE_HAS_SHARE_MODE)
-		sqlite3_bind_int64(st, base + 11, c->share_mode);
-	if (now & TRACE_HAS_PREFERRED_PROTOCOLS)
-		sqlite3_bind_int64(st, base + 12, c->preferred_protocols);
-	if (now & TRACE_HAS_ACTIVE_PROTOCOL)
-		sqlite3_bind_int64(st, base + 13, c->active_protocol);
-	if (now & TRACE_HAS_DISPOSITION)
-		sqlite3_bind_int64(st, base + 14, c->disposition);
-	if (now & TRACE_HAS_SCOPE)
-		sqlite3_bind_int64(st, base + 15, c->scope);
-	if (now & TRACE_HAS_TIMEOUT)
-		sqlite3_bind_int64(st, base + 16, c->timeout);
-	if (now & TRACE_HAS_CODE)
-		sqlite3_bind_int64(st, base + 17, c->code);
-	if (now & TRACE_HAS_STATE)
-		sqlite3_bind_int64(st, base + 18, c->state);
-	if (now & TRACE_HAS_SEND_PCI)
-		sqlite3_bind_int64(st, base + 19, c->send_pci);
-	if (now & TRACE_HAS_RECV_PCI)
-		sqlite3_bind_int64(st, base + 20, c->recv_pci);
-	if (now & BOUND_IN)
-		bind_blob(st, base + 21, c->in);
-	if (now & BOUND_OUT)
-		bind_blob(st, base + 22, c->out);
-	if (now & BOUND_EXTRA)
-		sqlite3_bind_text(st, base + 24, c->extra, -1, SQLITE_STATIC);
-	if (__builtin_expect(stale != 0, 0)) {
-		/* The column of each bit (enum trace_call_field, call_bound). */
-		static const int col[28] = {
-			8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
-			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-			10, 21, 22, 24,
-		};
-
-		for (int b = 0; b < 28; b++) {
-			if ((stale & (1u << b)) && col[b])
-				sqlite3_bind_null(st, base + col[b]);
-		}
-	}
-}
-
-static int
-insert_call(struct trace_writer *w, const struct trace_call *c)
-{
-	sqlite3_stmt *st = w->st[ST_CALL];
-	int64_t call_id;
-	int rc;
-
-	bind_call(w, st, 0, &w->call_bound[0], c);
-	rc = run(st);
-	if (rc != SQLITE_OK || !c->n_states)
-		goto out;
-	call_id = sqlite3_last_insert_rowid(w->db);
-	st = w->st[ST_STATE];
-	for (size_t i = 0; i < c->n_states && rc == SQLITE_OK; i++) {
-		const struct trace_reader_state *s = &c->states[i];
-
-		sqlite3_bind_int64(st, 1, call_id);
-		sqlite3_bind_int64(st, 2, (int64_t)i);
-		bind_text(st, 3, s->reader);
-		sqlite3_bind_int64(st, 4, s->current_state);
-		sqlite3_bind_int64(st, 5, s->event_state);
-		bind_blob(st, 6, s->atr);
-		rc = run(st);
-	}
-out:
-	return rc;
-}
-
-/* A call with no reader-state rows: one row of calls and nothing else. */
-static int
-plain_call(const struct tq_event *ev)
-{
-	return ev->kind == TQ_CALL && !ev->u.call.n_states;
-}
-
-/*
- * CALL_ROWS plain calls from @p ev on in one statement: the statement's
- * set-up and tear-down (cursors, their allocations) is paid once, and its
- * cursors stay on the right edge of the table and of each index, where
- * SQLite appends without searching from the root.
- */
-static int
-insert_calls(struct trace_writer *w, const struct tq_event *ev)
-{
-	sqlite3_stmt *st = w->st[ST_CALLS];
-
-	for (int r = 0; r < CALL_ROWS; r++, ev = ev->next)
-		bind_call(w, st, r * CALL_COLS, &w->call_bound[1 + r], &ev->u.call);
-	return run(st);
-}
-
-static int
-insert_marker(struct trace_writer *w, const struct trace_marker *m)
-{
-	sqlite3_stmt *st = w->st[ST_MARKER];
-
-	sqlite3_bind_int64(st, 1, w->pid);
-	sqlite3_bind_int64(st, 2, m->tid);
-	sqlite3_bind_int64(st, 3, m->t_ns);
-	sqlite3_bind_int64(st, 4, m->wall_ns);
-	sqlite3_bind_int64(st, 5, (int64_t)m->card);
-	bind_text(st, 6, m->reader);
-	sqlite3_bind_int(st, 7, m->event);
-	sqlite3_bind_int64(st, 8, m->seq);
-	bind_blob(st, 9, m->body);
-	sqlite3_bind_int64(st, 10, m->rv);
-	return run(st);
-}
-
-static int
-insert_wire(struct trace_writer *w, const struct trace_wire *x)
-{
-	sqlite3_stmt *st = w->st[ST_WIRE];
-
-	sqlite3_bind_int64(st, 1, w->pid);
-	sqlite3_bind_int64(st, 2, x->t_ns);
-	sqlite3_bind_int64(st, 3, x->t_end_ns);
-	sqlite3_bind_int64(st, 4, x->wall_ns);
-	bind_text(st, 5, x->reader);
-	sqlite3_bind_int(st, 6, x->kind);
-	bind_blob(st, 7, x->sent);
-	bind_blob(st, 8, x->received);
-	bind_text(st, 9, x->detail);
-	return run(st);
-}
-
-static int
-insert_process(struct trace_writer *w)
-{
-	sqlite3_stmt *st = w->st[ST_PROCESS];
-	struct trace_procinfo *pi;
-	int rc;
-
-	pi = malloc(sizeof(*pi));
-	if (!pi)
-		return SQLITE_NOMEM;
-	trace_procinfo_get(pi);
-	sqlite3_bind_int64(st, 1, w->pid);
-	sqlite3_bind_int64(st, 2, pi->ppid);
-	bind_text(st, 3, pi->exe);
-	bind_text(st, 4, pi->name);
-	bind_text(st, 5, pi->argv);
-	bind_text(st, 6, w->role);
-	bind_text(st, 7, pi->host);
-	sqlite3_bind_int64(st, 8, w->start_wall_ns);
-	rc = run(st);
-	sqlite3_clear_bindings(st);
-	free(pi);
-	return rc;
-}
-
-static int
-insert_drop(struct trace_writer *w, uint64_t count)
-{
-	sqlite3_stmt *st = w->st[ST_DROP];
-
-	sqlite3_bind_int64(st, 1, w->pid);
-	sqlite3_bind_int64(st, 2, trace_wall_ns());
-	sqlite3_bind_int64(st, 3, (int64_t)count);
-	return run(st);
-}
-
-static void
 warn_rc(struct trace_writer *w, int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_FULL:
-		warn_once(w, WARN_FULL, "trace %s: disk full; events are dropped (counted in the trace)%s",
-			  w->path, "");
+		warn_once(w, WARN_FULL, "trace %s: disk full; events wait in the journal%s",
+			  w->path, w->j.durable ? "" : " (in memory: lost if the process ends first)");
 		break;
 	case SQLITE_IOERR:
-		warn_once(w, WARN_IO, "trace %s: I/O error; events are dropped (counted in the trace)%s",
-			  w->path, "");
+		warn_once(w, WARN_IO, "trace %s: I/O error; events wait in the journal", w->path);
 		break;
 	case SQLITE_READONLY:
 	case SQLITE_PERM:
 	case SQLITE_CANTOPEN:
-		warn_once(w, WARN_READONLY, "trace %s: cannot write (%s); events are dropped",
+		warn_once(w, WARN_READONLY, "trace %s: cannot write (%s); events wait in the journal",
 			  w->path, sqlite3_errstr(rc));
 		break;
 	case SQLITE_NOMEM:
-		warn_once(w, WARN_NOMEM, "trace %s: out of memory%s; events are dropped",
-			  w->path, "");
+		warn_once(w, WARN_NOMEM, "trace %s: out of memory; events wait in the journal",
+			  w->path);
 		break;
 	default:
-		warn_once(w, WARN_SQLITE, "trace %s: SQLite error (%s); events are dropped",
+		warn_once(w, WARN_SQLITE, "trace %s: SQLite error (%s); events wait in the journal",
 			  w->path, sqlite3_errstr(rc));
 		break;
 	}
 }
 
 static int
-should_give_up(struct trace_writer *w)
+flag(struct trace_writer *w, int *f)
 {
 	int r;
 
 	pthread_mutex_lock(&w->lock);
-	r = w->abandon;
+	r = *f;
 	pthread_mutex_unlock(&w->lock);
 	return r;
 }
 
-/* Let a waiting fork() have the connection lock between two slices. */
+/*
+ * A safe point of the thread: no transaction open.  If a fork() is on its
+ * way, close the connection (the child must inherit none: SQLite's
+ * per-file bookkeeping would point at descriptors of our private table)
+ * and wait until the fork is over.
+ */
 static void
-db_yield(struct trace_writer *w)
+fork_point(struct trace_writer *w)
 {
-	pthread_mutex_unlock(&w->db_lock);
-	while (__atomic_load_n(&w->fork_waiting, __ATOMIC_ACQUIRE))
-		sched_yield();
-	pthread_mutex_lock(&w->db_lock);
+	if (!__atomic_load_n(&w->fork_req, __ATOMIC_ACQUIRE))
+		return;
+	db_release(w, 0);
+	pthread_mutex_lock(&w->lock);
+	w->parked = 1;
+	pthread_cond_broadcast(&w->done);
+	while (w->fork_req)
+		pthread_cond_wait(&w->wake, &w->lock);
+	w->parked = 0;
+	pthread_mutex_unlock(&w->lock);
 }
 
 /*
  * BEGIN IMMEDIATE, waiting for other processes' transactions for as long as
- * it takes (one warning after busy_ms); the caller's threads are not
- * affected, the queue fills and overflows into drops meanwhile.
+ * it takes (one warning after busy_ms); the application's threads are not
+ * affected, the journal fills meanwhile.
  */
 static int
-begin(struct trace_writer *w)
+begin(void *arg)
 {
+	struct trace_writer *w = arg;
 	int64_t t0 = trace_mono_ns();
 	int rc;
 
 	for (;;) {
-		rc = db_ensure(w);
-		if (rc < 0)
+		fork_point(w);
+		rc = db_ensure(w, BUSY_SLICE_MS);
+		if (rc == -EBUSY)
+			rc = SQLITE_BUSY;
+		else if (rc < 0)
 			return SQLITE_CANTOPEN;
-		rc = run(w->st[ST_BEGIN]);
+		else
+			rc = ingest_run(&w->in, IS_BEGIN);
 		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
 			return rc;
-		__atomic_store_n(&w->other_seen_ns, trace_mono_ns(), __ATOMIC_RELAXED);
+		w->other_seen_ns = trace_mono_ns();
 		if (trace_mono_ns() - t0 >= (int64_t)w->busy_ms * 1000000)
-			warn_once(w, WARN_BUSY,
-				  "trace %s is locked by another process; still waiting%s",
-				  w->path, " (events may be dropped meanwhile)");
-		if (should_give_up(w))
+			warn_once(w, WARN_BUSY, "trace %s is locked by another process; still waiting%s",
+				  w->path, " (events wait in the journal)");
+		if (flag(w, &w->abandon))
 			return rc;
-		db_yield(w);
 		/* SQLite may answer BUSY without waiting (deadlock avoidance):
 		 * never spin. */
 		usleep(10000);
-	}
-}
-
-static int
-insert_event(struct trace_writer *w, const struct tq_event *ev)
-{
-	switch (ev->kind) {
-	case TQ_CALL:
-		return insert_call(w, &ev->u.call);
-	case TQ_MARKER:
-		return insert_marker(w, &ev->u.marker);
-	case TQ_WIRE:
-		return insert_wire(w, &ev->u.wire);
-	default:
-		return SQLITE_OK;
 	}
 }
 
@@ -646,164 +435,227 @@ insert_event(struct trace_writer *w, const struct tq_event *ev)
 static int
 want_gap(struct trace_writer *w)
 {
-	sqlite3_stmt *st = w->st[ST_DATA_VERSION];
+	sqlite3_stmt *st = w->in.st[IS_DATA_VERSION];
 	int64_t now = trace_mono_ns();
 	int64_t v;
 
-	if (trace_sys.sqlite3_step(st) == SQLITE_ROW) {
+	if (st && trace_sys.sqlite3_step(st) == SQLITE_ROW) {
 		v = sqlite3_column_int64(st, 0);
 		if (w->data_version >= 0 && v != w->data_version)
-			__atomic_store_n(&w->other_seen_ns, now, __ATOMIC_RELAXED);
+			w->other_seen_ns = now;
 		w->data_version = v;
 	} else {
 		/* Cannot tell: be fair. */
-		__atomic_store_n(&w->other_seen_ns, now, __ATOMIC_RELAXED);
+		w->other_seen_ns = now;
 	}
-	sqlite3_reset(st);
-	return now - __atomic_load_n(&w->other_seen_ns, __ATOMIC_RELAXED) <
-		       (int64_t)OTHER_WRITER_MS * 1000000 ||
+	if (st)
+		sqlite3_reset(st);
+	return now - w->other_seen_ns < (int64_t)OTHER_WRITER_MS * 1000000 ||
 	       now - w->last_gap_ns >= (int64_t)PROBE_GAP_MS * 1000000;
 }
 
+static void
+between_slices(void *arg)
+{
+	struct trace_writer *w = arg;
+
+	fork_point(w);
+	if (w->db && want_gap(w)) {
+		w->last_gap_ns = trace_mono_ns();
+		usleep(FAIR_GAP_US);
+	}
+}
+
 /*
- * Write @p ev (n events) plus @p drops in one or more transactions.
- * @retval the number of events that could not be written
+ * Import our journal up to its current head, slice by slice.
+ * @retval 0 all in, -1 a failure (the rest stays in the journal)
  */
-static uint64_t
-write_batch(struct trace_writer *w, struct tq_event *ev, uint64_t n, uint64_t *drops)
+static int
+import_journal(struct trace_writer *w)
 {
 	const int64_t slice_ns = (int64_t)w->commit_ms * 1000000 / 2;
-	uint64_t failed = 0;
-	int64_t t0;
-	uint64_t k, check;
+	struct journal_header *h = w->j.hdr;
+	struct ingest_mark m;
+	uint64_t head, dropped, events;
+	int corrupt;
 	int rc;
 
-	pthread_mutex_lock(&w->db_lock);
-	while (ev || *drops || !w->process_written) {
+	for (;;) {
+		head = __atomic_load_n(&h->head, __ATOMIC_ACQUIRE);
+		dropped = __atomic_load_n(&h->dropped, __ATOMIC_RELAXED);
+		if (head == w->mark.imported && dropped == w->mark.dropped)
+			return 0;
 		rc = begin(w);
 		if (rc != SQLITE_OK) {
 			if (w->db)
 				warn_rc(w, rc);
 			goto fail;
 		}
-		t0 = trace_mono_ns();
-		if (!w->process_written) {
-			rc = insert_process(w);
-			if (rc != SQLITE_OK)
-				goto rollback;
-		}
-		for (k = 0, check = 256; ev;) {
-			struct tq_event *e = ev;
-			uint64_t m = 0;
-
-			while (m < CALL_ROWS && e && plain_call(e)) {
-				e = e->next;
-				m++;
-			}
-			if (m == CALL_ROWS) {
-				rc = insert_calls(w, ev);
-			} else {
-				rc = insert_event(w, ev);
-				m = 1;
-				e = ev->next;
-			}
-			if (rc != SQLITE_OK)
-				goto rollback;
-			ev = e;
-			k += m;
-			/* Keep each transaction short: durability within commit_ms. */
-			if (k >= check) {
-				check = k + 256;
-				if (trace_mono_ns() - t0 >= slice_ns)
-					break;
-			}
-		}
-		if (*drops) {
-			rc = insert_drop(w, *drops);
-			if (rc != SQLITE_OK)
-				goto rollback;
-		}
-		rc = run(w->st[ST_COMMIT]);
+		w->in.pid = w->pid;
+		m = w->mark;
+		rc = ingest_range(&w->in, &w->j, head, dropped, trace_mono_ns() + slice_ns,
+				  w->slice_events, &m, &events, &corrupt);
+		if (rc == SQLITE_OK)
+			rc = ingest_mark_set(&w->in, h->id, &m, NULL);
+		if (rc == SQLITE_OK)
+			rc = ingest_run(&w->in, IS_COMMIT);
 		if (rc != SQLITE_OK)
 			goto rollback;
-		w->process_written = 1;
-		*drops = 0;
-		n -= k;
+		w->mark = m;
+		if (w->slice_events && (w->slice_events *= 2) > SLICE_EVENTS_MAX)
+			w->slice_events = 0;
+		/* Only now may the appenders reuse the space. */
+		__atomic_store_n(&h->tail, m.imported, __ATOMIC_RELEASE);
 		pthread_mutex_lock(&w->lock);
-		w->written += k;
+		w->committed += events;
+		w->drops_written = m.dropped;
 		w->commits++;
-		w->seq_done += k;
 		pthread_cond_broadcast(&w->done);
 		pthread_mutex_unlock(&w->lock);
-		db_yield(w);
-		/* More of this batch to come: leave other processes a gap to
-		 * take the write lock (fairness, see busy_poll). */
-		if (ev && want_gap(w)) {
-			w->last_gap_ns = trace_mono_ns();
-			usleep(FAIR_GAP_US);
+		if (corrupt) {
+			/* Our own memory: cannot happen unless something overwrote it. */
+			warn_once(w, WARN_SQLITE, "trace %s: damaged journal record; tracing stops", w->path);
+			goto fail;
 		}
+		if (m.imported != head)
+			between_slices(w);
 	}
-	goto out;
 rollback:
 	warn_rc(w, rc);
 	if (w->db && !sqlite3_get_autocommit(w->db))
-		run(w->st[ST_ROLLBACK]);
+		ingest_run(&w->in, IS_ROLLBACK);
+	/* A full disk may still take a smaller transaction: halve it, down
+	 * to one event, so that what fits gets in. */
+	if ((rc & 0xff) == SQLITE_FULL)
+		w->slice_events = w->slice_events ? (w->slice_events + 1) / 2 : SLICE_EVENTS_FULL;
 fail:
-	failed = n;
-out:
-	pthread_mutex_unlock(&w->db_lock);
-	return failed;
+	pthread_mutex_lock(&w->lock);
+	w->failures++;
+	pthread_cond_broadcast(&w->done);
+	pthread_mutex_unlock(&w->lock);
+	return -1;
 }
 
-/* Free @p ev, keeping SPARE_SIZE blocks (up to SPARE_MAX) for reuse. */
 static void
-recycle(struct trace_writer *w, struct tq_event *ev)
+recover_dead(struct trace_writer *w)
 {
-	struct tq_event *keep = NULL, *last = NULL, *next;
-	size_t n = 0, room;
+	const struct recover_ops ops = { begin, between_slices, w };
+	struct recover_stats st;
 
+	if (db_ensure(w, BUSY_SLICE_MS) < 0)
+		return;
+	recover_journals(&w->in, &ops, w->path, w->j.durable ? w->j.hdr->id : 0, &st);
+	w->in.pid = w->pid;
+}
+
+/* Create the journal and put this process's identity first in it. */
+static int
+make_journal(struct trace_writer *w)
+{
+	struct trace_procinfo *pi = malloc(sizeof(*pi));
+	struct journal_process p;
+	int rc;
+
+	rc = journal_create(&w->j, w->path, w->journal_bytes);
+	if (rc < 0 && !w->j.hdr)
+		goto out;
+	if (rc < 0)
+		warn_once(w, rc == -ENOSPC ? WARN_FULL : WARN_JOURNAL,
+			  "trace %s: %s (no journal file beside it: %s); events are kept in memory"
+			  " until written, and lost if the process dies first", w->path,
+			  rc == -ENOSPC ? "disk full" : "not crash-proof", strerror(-rc));
+	rc = 0;
+	if (pi) {
+		trace_procinfo_get(pi);
+		p = (struct journal_process){
+			.ppid = pi->ppid, .start_wall_ns = w->start_wall_ns, .exe = pi->exe,
+			.name = pi->name, .argv = pi->argv, .role = w->role, .host = pi->host,
+		};
+		journal_append_process(&w->j, &p);
+	}
+	w->mark.imported = w->j.hdr->tail;
+	w->mark.dropped = 0;
+out:
+	free(pi);
+	return rc;
+}
+
+/* Report the start to the opener (trace_writer_open, child_restart). */
+static void
+set_state(struct trace_writer *w, int state, int err, const char *msg)
+{
 	pthread_mutex_lock(&w->lock);
-	room = SPARE_MAX - w->n_spare;
+	w->state = state;
+	w->open_err = err;
+	if (msg)
+		snprintf(w->open_msg, sizeof(w->open_msg), "%s", msg);
+	pthread_cond_broadcast(&w->done);
 	pthread_mutex_unlock(&w->lock);
-	for (; ev; ev = next) {
-		next = ev->next;
-		if (ev->size == SPARE_SIZE && n < room) {
-			ev->next = keep;
-			keep = ev;
-			if (!last)
-				last = ev;
-			n++;
-		} else {
-			free(ev);
+}
+
+/* Everything of the first open that can fail visibly: the trace, then the journal. */
+static int
+thread_open(struct trace_writer *w)
+{
+	char err[512] = "";
+	int rc;
+
+	/* The first open says at once what is wrong with the trace; a trace
+	 * locked by another process is waited for later, not here (the
+	 * application is waiting for its call). */
+	if (!w->child) {
+		rc = trace_db_open_rw(w->path, OPEN_WAIT_MS, &w->db, err, sizeof(err));
+		if (rc == 0) {
+			sqlite3_busy_handler(w->db, busy_poll, w);
+			w->data_version = -1;
+			rc = trace_err_from_sqlite(ingest_prepare(&w->in, w->db));
+			if (rc < 0)
+				snprintf(err, sizeof(err), "%s: %s", w->path, sqlite3_errmsg(w->db));
+		}
+		if (rc < 0 && rc != -EBUSY) {
+			db_release(w, 0);
+			set_state(w, TS_FAILED, rc, err);
+			return rc;
 		}
 	}
-	if (!keep)
-		return;
-	pthread_mutex_lock(&w->lock);
-	last->next = w->spare;
-	w->spare = keep;
-	w->n_spare += n;
-	pthread_mutex_unlock(&w->lock);
+	rc = make_journal(w);
+	if (rc < 0) {
+		db_release(w, 0);
+		set_state(w, TS_FAILED, rc, "out of memory");
+		return rc;
+	}
+	set_state(w, TS_RUNNING, 0, NULL);
+	return 0;
 }
 
-/* A block for a call event: a spare one when the event fits. */
-static struct tq_event *
-event_call(struct trace_writer *w, const struct trace_call *call)
+/*
+ * The end: import what is left, close the connection (the last one out
+ * makes the trace one file), and remove the journal if it is all in.
+ * What is not in stays in the journal file for the next opener.
+ */
+static void
+thread_finish(struct trace_writer *w)
 {
-	struct tq_event *ev;
+	uint64_t left;
+	int all_in;
 
-	if (tq_event_call_size(call) > SPARE_SIZE)
-		return tq_event_call(call);
+	if (!flag(w, &w->abandon))
+		import_journal(w);
+	all_in = __atomic_load_n(&w->j.hdr->head, __ATOMIC_ACQUIRE) == w->mark.imported &&
+		 w->j.hdr->dropped == w->mark.dropped;
+	db_release(w, all_in);
 	pthread_mutex_lock(&w->lock);
-	ev = w->spare;
-	if (ev) {
-		w->spare = ev->next;
-		w->n_spare--;
+	left = w->appended - w->committed;
+	if (all_in || !w->j.durable) {
+		journal_release(&w->j, 1);
+		w->gone = 1;
 	}
 	pthread_mutex_unlock(&w->lock);
-	if (!ev)
-		ev = malloc(SPARE_SIZE);
-	return ev ? tq_event_call_at(ev, SPARE_SIZE, call) : NULL;
+	if (!all_in && left)
+		warn_once(w, WARN_EXIT, "trace %s: %llu events not written (trace locked or too slow);"
+			  " %s", w->path, (unsigned long long)left,
+			  w->j.durable ? "they stay in the journal and are imported when the trace is next opened"
+				       : "they are lost");
 }
 
 static void *
@@ -811,30 +663,28 @@ writer_main(void *arg)
 {
 	struct trace_writer *w = arg;
 	struct timespec ts;
-	struct tq_event *batch;
-	uint64_t drops, failed;
-	size_t n;
 	int idle = 0;
 	int backoff = 0;
+	int work;
 
-	/* The process row first, so that a trace names its writers even
-	 * before they make a call. */
-	drops = 0;
-	if (write_batch(w, NULL, 0, &drops))
-		backoff = 1;
+	trace_warn_set_sink(warn_keep, w);
+	/* A descriptor table of our own, with none of the application's
+	 * descriptors in it (see the top of this file). */
+	if (unshare(CLONE_FILES) == 0)
+		close_range(0, ~0U, 0);
+	if (thread_open(w) < 0)
+		return NULL;
+	recover_dead(w);
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->stop && !w->flush_req && (backoff || (w->q.n == 0 && w->drops_pending == 0))) {
-			int deep = idle >= IDLE_POLLS && !backoff;
-
-			w->sleeping = deep;
-			if (deep && w->spare) {
-				/* Idle: give the spare blocks back. */
-				tq_event_free_list(w->spare);
-				w->spare = NULL;
-				w->n_spare = 0;
-			}
-			timespec_after_ms(&ts, deep ? 1000 : backoff ? w->commit_ms : w->commit_ms / 10 + 1);
+		for (;;) {
+			work = __atomic_load_n(&w->j.hdr->head, __ATOMIC_ACQUIRE) != w->mark.imported ||
+			       w->j.hdr->dropped != w->mark.dropped;
+			if (w->stop || w->fork_req || ((work || w->flush_req) && !backoff))
+				break;
+			w->sleeping = idle >= IDLE_POLLS && !backoff;
+			timespec_after_ms(&ts, w->sleeping ? 1000 : backoff ? w->commit_ms
+								: w->commit_ms / 10 + 1);
 			if (pthread_cond_timedwait(&w->wake, &w->lock, &ts) == ETIMEDOUT) {
 				idle++;
 				backoff = 0;
@@ -843,32 +693,16 @@ writer_main(void *arg)
 		w->sleeping = 0;
 		idle = 0;
 		w->flush_req = 0;
-		batch = tq_fifo_take(&w->q, &n);
-		drops = w->drops_pending;
-		w->drops_pending = 0;
-		pthread_mutex_unlock(&w->lock);
-
-		failed = 0;
-		if (batch || drops)
-			failed = write_batch(w, batch, n, &drops);
-		recycle(w, batch);
-
-		pthread_mutex_lock(&w->lock);
-		if (failed || drops) {
-			/* Recorded as soon as a transaction succeeds again. */
-			w->dropped += failed;
-			w->drops_pending += failed + drops;
-			w->seq_done += failed;
-			backoff = !w->stop;
-			if (w->abandon)
-				w->drops_pending = 0;
-		}
-		pthread_cond_broadcast(&w->done);
-		if (w->stop && (w->q.n == 0 || w->abandon) &&
-		    (w->drops_pending == 0 || w->abandon || failed))
+		if (w->stop)
 			break;
+		pthread_mutex_unlock(&w->lock);
+		fork_point(w);
+		backoff = import_journal(w) < 0;
+		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
+	thread_finish(w);
+	set_state(w, TS_DONE, 0, NULL);
 	return NULL;
 }
 
@@ -883,9 +717,43 @@ start_thread(struct trace_writer *w)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&w->thread, NULL, writer_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc == 0)
-		w->thread_started = 1;
 	return -rc;
+}
+
+/* Wait (w->lock held) until the thread has left TS_STARTING, at most @p ms. */
+static void
+wait_started(struct trace_writer *w, int ms)
+{
+	struct timespec ts;
+
+	timespec_after_ms(&ts, ms);
+	while (w->state == TS_STARTING)
+		if (pthread_cond_timedwait(&w->done, &w->lock, &ts) == ETIMEDOUT)
+			break;
+}
+
+/* Ask the thread to finish and wait for it, at most @p ms before giving up on the trace. */
+static void
+stop_thread(struct trace_writer *w, int ms)
+{
+	struct timespec ts;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->state != TS_RUNNING && w->state != TS_STARTING) {
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	w->stop = 1;
+	pthread_cond_signal(&w->wake);
+	timespec_after_ms(&ts, ms);
+	while (w->state != TS_DONE && w->state != TS_FAILED) {
+		if (pthread_cond_timedwait(&w->done, &w->lock, &ts) == ETIMEDOUT) {
+			w->abandon = 1;
+			pthread_cond_wait(&w->done, &w->lock);
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -897,12 +765,15 @@ atfork_prepare(void)
 {
 	pthread_mutex_lock(&registry_lock);
 	for (struct trace_writer *w = registry; w; w = w->next) {
-		__atomic_add_fetch(&w->fork_waiting, 1, __ATOMIC_ACQ_REL);
-		pthread_mutex_lock(&w->db_lock);
-		/* Closed here, reopened by the thread when it next writes. */
-		if (w->db && w->pid == cur_pid)
-			db_release(w, 0);
 		pthread_mutex_lock(&w->lock);
+		if (w->pid == cur_pid && w->state == TS_RUNNING) {
+			/* The thread closes its connection and parks. */
+			__atomic_store_n(&w->fork_req, 1, __ATOMIC_RELEASE);
+			pthread_cond_signal(&w->wake);
+			while (!w->parked && w->state == TS_RUNNING)
+				pthread_cond_wait(&w->done, &w->lock);
+		}
+		/* Held across the fork: no appender is half way in the child. */
 	}
 }
 
@@ -910,9 +781,9 @@ static void
 atfork_parent(void)
 {
 	for (struct trace_writer *w = registry; w; w = w->next) {
+		__atomic_store_n(&w->fork_req, 0, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&w->wake);
 		pthread_mutex_unlock(&w->lock);
-		pthread_mutex_unlock(&w->db_lock);
-		__atomic_sub_fetch(&w->fork_waiting, 1, __ATOMIC_ACQ_REL);
 	}
 	pthread_mutex_unlock(&registry_lock);
 }
@@ -923,71 +794,94 @@ atfork_child(void)
 	__atomic_store_n(&cur_pid, getpid(), __ATOMIC_RELEASE);
 	for (struct trace_writer *w = registry; w; w = w->next) {
 		pthread_mutex_unlock(&w->lock);
-		pthread_mutex_unlock(&w->db_lock);
 		/* A waiter that existed only in the parent may be recorded in
 		 * the condition variables: start them afresh. */
 		init_sync(w);
-		w->fork_waiting = 0;
+		w->fork_req = 0;
+		w->parked = 0;
 	}
 	pthread_mutex_unlock(&registry_lock);
 }
 
-/* The child's first event: a thread and (lazily) a connection of its own. */
+/* The child's first event: a journal, thread and connection of its own. */
 static void
 child_restart(struct trace_writer *w)
 {
-	struct tq_event *old;
-	size_t n;
 	int rc;
 
 	pthread_mutex_lock(&w->lock);
-	if (w->pid == __atomic_load_n(&cur_pid, __ATOMIC_ACQUIRE))
+	if (is_own(w))
 		goto out;
-	old = tq_fifo_take(&w->q, &n);
-	tq_event_free_list(old);
-	/* The parent's connection, if any, is abandoned, never closed. */
+	/* The parent's journal is the parent's: unmapped, never written. */
+	if (w->j.hdr && w->state != TS_FAILED)
+		journal_release(&w->j, 0);
+	/* The parent's connection (closed before the fork) and thread are gone. */
 	w->db = NULL;
-	memset(w->st, 0, sizeof(w->st));
-	memset(w->call_bound, 0, sizeof(w->call_bound));
-	w->process_written = 0;
-	w->seq_in = w->seq_done = 0;
-	w->enqueued = w->written = w->dropped = w->commits = 0;
-	w->drops_pending = 0;
-	w->q.peak_n = w->q.peak_bytes = 0;
-	w->sleeping = w->flush_req = w->stop = w->abandon = 0;
-	w->thread_started = 0;
+	memset(&w->in, 0, sizeof(w->in));
+	w->appended = w->committed = w->drops_written = w->lost = 0;
+	w->commits = w->failures = 0;
+	w->peak_events = w->peak_bytes = 0;
+	w->sleeping = w->flush_req = w->stop = w->abandon = w->gone = 0;
+	w->warned = 0;
+	w->warn_n = 0;
 	w->start_wall_ns = trace_wall_ns();
+	w->child = 1;
+	w->state = TS_STARTING;
 	__atomic_store_n(&w->pid, cur_pid, __ATOMIC_RELEASE);
 	rc = start_thread(w);
-	w->broken = rc < 0;
-	if (rc < 0)
-		warn_once(w, WARN_THREAD, "cannot start the trace writer thread (%s)%s",
-			  strerror(-rc), "; events are dropped");
+	if (rc < 0) {
+		w->state = TS_FAILED;
+		warn_once(w, WARN_THREAD, "cannot start the trace writer thread (%s);"
+			  " events are lost", strerror(-rc));
+		goto out;
+	}
+	wait_started(w, CHILD_START_MS);
 out:
 	pthread_mutex_unlock(&w->lock);
+}
+
+/*
+ * Flush before the end (close, exit): failed attempts are retried while
+ * they make progress (a full disk takes ever smaller transactions), within
+ * @p ms in all.
+ */
+static void
+final_flush(struct trace_writer *w, int ms)
+{
+	int64_t end = trace_mono_ns() + (int64_t)ms * 1000000;
+	uint64_t before, now;
+	int stuck = 0;
+	int left;
+
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		before = w->committed;
+		pthread_mutex_unlock(&w->lock);
+		left = (int)((end - trace_mono_ns()) / 1000000);
+		if (left <= 0 || trace_writer_flush(w, left) != -EIO)
+			return;
+		pthread_mutex_lock(&w->lock);
+		now = w->committed;
+		pthread_mutex_unlock(&w->lock);
+		/* The halvings of a full disk's transactions take a few tries. */
+		stuck = now == before ? stuck + 1 : 0;
+		if (stuck > FINAL_TRIES)
+			return;
+	}
 }
 
 static void
 flush_all_at_exit(void)
 {
-	uint64_t left;
-
 	pthread_mutex_lock(&registry_lock);
 	for (struct trace_writer *w = registry; w; w = w->next) {
-		if (w->pid != cur_pid || !w->thread_started ||
-		    trace_writer_flush(w, EXIT_FLUSH_MS) != -ETIMEDOUT)
+		if (!is_own(w))
 			continue;
-		/*
-		 * The process ends with events still queued (the trace stayed
-		 * locked by another process, or too slow): no drops row can
-		 * count them any more, so at least say so.
-		 */
-		pthread_mutex_lock(&w->lock);
-		left = w->seq_in - w->seq_done;
-		pthread_mutex_unlock(&w->lock);
-		warn_once(w, WARN_EXIT, "trace %s: %llu events not written before exit"
-			  " (trace locked or too slow); they are lost", w->path,
-			  (unsigned long long)left);
+		/* The journal holds everything already: this only saves the
+		 * next opener the import, and leaves one self-contained file. */
+		final_flush(w, EXIT_FLUSH_MS);
+		stop_thread(w, 100);
+		warn_emit(w);
 	}
 	pthread_mutex_unlock(&registry_lock);
 }
@@ -995,11 +889,6 @@ flush_all_at_exit(void)
 static void
 once_init(void)
 {
-	char *p = calls_sql;
-
-	p = stpcpy(p, CALLS_INSERT);
-	for (int r = 0; r < CALL_ROWS; r++)
-		p = stpcpy(stpcpy(p, r ? "," : ""), CALLS_ROW);
 	cur_pid = getpid();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(flush_all_at_exit);
@@ -1009,27 +898,67 @@ once_init(void)
 /* API                                                                    */
 /* ---------------------------------------------------------------------- */
 
+static void
+writer_free(struct trace_writer *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->wake);
+	pthread_cond_destroy(&w->done);
+	free(w->path);
+	free(w->role);
+	free(w);
+}
+
+/* An open writer of this process on the same file, if any (registry_lock held). */
+static struct trace_writer *
+find_shared(const char *path, dev_t *dev, ino_t *ino)
+{
+	struct stat st;
+
+	*dev = 0;
+	*ino = 0;
+	if (stat(path, &st) < 0)
+		return NULL;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	for (struct trace_writer *w = registry; w; w = w->next) {
+		if (w->dev == st.st_dev && w->ino == st.st_ino && is_own(w) &&
+		    w->state == TS_RUNNING)
+			return w;
+	}
+	return NULL;
+}
+
 int
 trace_writer_open(struct trace_writer **out, const char *path,
 		  const struct trace_writer_options *opt)
 {
 	struct trace_writer *w = NULL;
-	char err[512];
+	struct stat st;
 	int ret = 0;
 
 	*out = NULL;
 	pthread_once(&once, once_init);
 	if (!path || !*path) {
-		ret = -EINVAL;
 		trace_warnf("no trace file given; not tracing");
-		goto out;
+		return -EINVAL;
 	}
+	/* Held throughout: two threads opening one new file share one writer. */
+	pthread_mutex_lock(&registry_lock);
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		ret = -ENOMEM;
 		trace_warnf("out of memory; not tracing");
 		goto out;
 	}
+	*out = find_shared(path, &w->dev, &w->ino);
+	if (*out) {
+		(*out)->refs++;
+		goto out;
+	}
+	w->refs = 1;
 	w->path = strdup(path);
 	w->role = strdup(opt && opt->role ? opt->role : "");
 	if (!w->path || !w->role) {
@@ -1039,83 +968,100 @@ trace_writer_open(struct trace_writer **out, const char *path,
 	}
 	w->commit_ms = opt && opt->commit_interval_ms > 0 ? opt->commit_interval_ms : DEFAULT_COMMIT_MS;
 	w->busy_ms = opt && opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : DEFAULT_BUSY_MS;
-	tq_fifo_init(&w->q,
-		     opt && opt->queue_max_events ? opt->queue_max_events : DEFAULT_QUEUE_EVENTS,
-		     opt && opt->queue_max_bytes ? opt->queue_max_bytes : DEFAULT_QUEUE_BYTES);
+	w->max_events = opt && opt->queue_max_events ? opt->queue_max_events : DEFAULT_QUEUE_EVENTS;
+	w->journal_bytes = opt && opt->queue_max_bytes ? opt->queue_max_bytes : DEFAULT_JOURNAL_BYTES;
 	init_sync(w);
 	w->pid = cur_pid;
 	w->start_wall_ns = trace_wall_ns();
-
-	ret = trace_db_open_rw(path, w->busy_ms, &w->db, err, sizeof(err));
-	if (ret < 0) {
-		trace_warnf("cannot write the trace (%s); not tracing", err);
-		goto out;
-	}
-	set_busy(w);
-	ret = trace_err_from_sqlite(db_prepare(w));
-	if (ret < 0) {
-		trace_warnf("cannot write the trace %s: %s; not tracing", path, sqlite3_errmsg(w->db));
-		goto out;
-	}
-	pthread_mutex_lock(&registry_lock);
+	w->state = TS_STARTING;
 	ret = start_thread(w);
-	if (ret == 0) {
-		w->next = registry;
-		registry = w;
-	}
-	pthread_mutex_unlock(&registry_lock);
 	if (ret < 0) {
 		trace_warnf("cannot start the trace writer thread (%s); not tracing", strerror(-ret));
 		goto out;
 	}
+	pthread_mutex_lock(&w->lock);
+	while (w->state == TS_STARTING)
+		pthread_cond_wait(&w->done, &w->lock);
+	ret = w->state == TS_RUNNING ? 0 : w->open_err;
+	pthread_mutex_unlock(&w->lock);
+	if (ret < 0) {
+		pthread_join(w->thread, NULL);
+		warn_emit(w);
+		trace_warnf("cannot write the trace (%s); not tracing", w->open_msg);
+		goto out;
+	}
+	warn_emit(w);
+	/* The file exists now: later opens of it find this writer. */
+	if (stat(path, &st) == 0) {
+		w->dev = st.st_dev;
+		w->ino = st.st_ino;
+	}
+	w->next = registry;
+	registry = w;
 	*out = w;
 	w = NULL;
 out:
-	if (w) {
-		db_release(w, 1);
-		free(w->path);
-		free(w->role);
-		free(w);
-	}
+	pthread_mutex_unlock(&registry_lock);
+	if (w && *out != w)
+		writer_free(w);
 	return ret;
 }
 
-static void
-enqueue(struct trace_writer *w, struct tq_event *ev)
+static int
+append(struct journal *j, int kind, const void *ev)
 {
-	int saved = errno;
-	int wake = 0;
-	int full = 0;
+	switch (kind) {
+	case JR_CALL:
+		return journal_append_call(j, ev);
+	case JR_MARKER:
+		return journal_append_marker(j, ev);
+	default:
+		return journal_append_wire(j, ev);
+	}
+}
 
-	if (__builtin_expect(__atomic_load_n(&w->pid, __ATOMIC_RELAXED) !=
-			     __atomic_load_n(&cur_pid, __ATOMIC_RELAXED), 0))
+/* Append under the lock; an event that finds no room is counted. */
+static void
+enqueue(struct trace_writer *w, int kind, const void *ev)
+{
+	struct journal_header *h;
+	int saved = errno;
+	int wake = 0, full = 0;
+	uint64_t used, queued;
+
+	if (__builtin_expect(!is_own(w), 0))
 		child_restart(w);
 	pthread_mutex_lock(&w->lock);
-	if (ev && !w->broken && !w->stop && tq_fifo_push(&w->q, ev)) {
-		w->enqueued++;
-		w->seq_in++;
-		/* Signal only a sleeping thread or a filling queue: a steady
-		 * stream is picked up by the thread's short polls. */
-		wake = w->sleeping || w->q.n >= w->q.max_n / 2 || w->q.bytes >= w->q.max_bytes / 2;
-		if (wake)
-			w->sleeping = 0;
-	} else {
-		full = 1;
-		w->dropped++;
-		w->drops_pending++;
+	h = w->j.hdr;
+	if (!h || w->gone) {
+		w->lost++;
+		goto unlock;
 	}
+	if (w->appended - w->committed >= w->max_events || !append(&w->j, kind, ev)) {
+		full = 1;
+		__atomic_add_fetch(&h->dropped, 1, __ATOMIC_RELAXED);
+		goto unlock;
+	}
+	w->appended++;
+	queued = w->appended - w->committed;
+	used = h->head - __atomic_load_n(&h->tail, __ATOMIC_RELAXED);
+	if (queued > w->peak_events)
+		w->peak_events = queued;
+	if (used > w->peak_bytes)
+		w->peak_bytes = used;
+	/* Signal only a sleeping thread or a filling journal: a steady
+	 * stream is picked up by the thread's short polls. */
+	wake = w->sleeping || used >= w->j.capacity / 2 || queued >= w->max_events / 2;
+	if (wake)
+		w->sleeping = 0;
+unlock:
 	pthread_mutex_unlock(&w->lock);
 	if (wake)
 		pthread_cond_signal(&w->wake);
-	if (full) {
-		if (!ev)
-			warn_once(w, WARN_NOMEM, "out of memory; trace events are dropped%s%s", "",
-				  " (counted in the trace)");
-		else
-			warn_once(w, WARN_OVERFLOW, "trace %s: queue full; events are dropped%s",
-				  w->path, " (counted in the trace)");
-		free(ev);
-	}
+	if (full)
+		warn_once(w, WARN_OVERFLOW, "trace %s: journal full; events are dropped"
+			  " (counted in the trace)", w->path);
+	warn_emit(w);
 	errno = saved;
 }
 
@@ -1123,57 +1069,66 @@ void
 trace_write_call(struct trace_writer *w, const struct trace_call *call)
 {
 	if (w && call)
-		enqueue(w, event_call(w, call));
+		enqueue(w, JR_CALL, call);
 }
 
 void
 trace_write_marker(struct trace_writer *w, const struct trace_marker *marker)
 {
 	if (w && marker)
-		enqueue(w, tq_event_marker(marker));
+		enqueue(w, JR_MARKER, marker);
 }
 
 void
 trace_write_wire(struct trace_writer *w, const struct trace_wire *wire)
 {
 	if (w && wire)
-		enqueue(w, tq_event_wire(wire));
+		enqueue(w, JR_WIRE, wire);
 }
 
 int
 trace_writer_flush(struct trace_writer *w, int timeout_ms)
 {
 	struct timespec ts;
-	uint64_t target, dropped;
+	uint64_t target, failures, dropped;
 	int ret = 0;
 
 	if (!w)
 		return 0;
-	if (__atomic_load_n(&w->pid, __ATOMIC_RELAXED) != __atomic_load_n(&cur_pid, __ATOMIC_RELAXED))
+	if (!is_own(w))
 		child_restart(w);
 	timespec_after_ms(&ts, timeout_ms < 0 ? 0 : timeout_ms);
 	pthread_mutex_lock(&w->lock);
-	if (!w->thread_started) {
+	if (w->state != TS_RUNNING) {
 		ret = -EIO;
 		goto out;
 	}
-	target = w->seq_in;
-	dropped = w->dropped;
+	target = w->appended;
+	failures = w->failures;
+	dropped = w->j.hdr->dropped;
 	w->flush_req = 1;
 	pthread_cond_signal(&w->wake);
-	while (w->seq_done < target || w->drops_pending) {
+	while (w->committed < target || w->drops_written < dropped) {
+		if (w->state != TS_RUNNING) {
+			ret = -EIO;
+			goto out;
+		}
 		if (pthread_cond_timedwait(&w->done, &w->lock, &ts) == ETIMEDOUT) {
 			ret = -ETIMEDOUT;
 			goto out;
 		}
-		/* Drops that cannot be recorded now do not hold the flush. */
-		if (w->seq_done >= target && w->dropped != dropped)
-			break;
+		/* A failed attempt: the events wait in the journal; say so now
+		 * rather than at the timeout. */
+		if (w->failures != failures) {
+			ret = -EIO;
+			goto out;
+		}
 	}
-	if (w->dropped != dropped)
+	if (w->j.hdr->dropped != dropped)
 		ret = -EIO;
 out:
 	pthread_mutex_unlock(&w->lock);
+	warn_emit(w);
 	return ret;
 }
 
@@ -1185,8 +1140,12 @@ trace_writer_close(struct trace_writer *w)
 
 	if (!w)
 		return;
-	own = w->pid == __atomic_load_n(&cur_pid, __ATOMIC_ACQUIRE);
+	own = is_own(w);
 	pthread_mutex_lock(&registry_lock);
+	if (--w->refs > 0) {
+		pthread_mutex_unlock(&registry_lock);
+		return;
+	}
 	for (pp = &registry; *pp; pp = &(*pp)->next) {
 		if (*pp == w) {
 			*pp = w->next;
@@ -1194,30 +1153,15 @@ trace_writer_close(struct trace_writer *w)
 		}
 	}
 	pthread_mutex_unlock(&registry_lock);
-	if (own && w->thread_started) {
-		if (trace_writer_flush(w, CLOSE_FLUSH_MS) == -ETIMEDOUT) {
-			pthread_mutex_lock(&w->lock);
-			w->abandon = 1;
-			pthread_mutex_unlock(&w->lock);
-		}
-		pthread_mutex_lock(&w->lock);
-		w->stop = 1;
-		pthread_cond_signal(&w->wake);
-		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->thread, NULL);
+	if (own) {
+		final_flush(w, CLOSE_FLUSH_MS);
+		stop_thread(w, 100);
+		warn_emit(w);
 	}
-	/* A connection inherited from another process is abandoned, not closed. */
-	if (own)
-		db_release(w, 1);
-	tq_event_free_list(w->q.head);
-	tq_event_free_list(w->spare);
-	pthread_mutex_destroy(&w->lock);
-	pthread_mutex_destroy(&w->db_lock);
-	pthread_cond_destroy(&w->wake);
-	pthread_cond_destroy(&w->done);
-	free(w->path);
-	free(w->role);
-	free(w);
+	/* Not ours (the parent's, after fork): unmapped, never removed. */
+	if (w->j.hdr)
+		journal_release(&w->j, 0);
+	writer_free(w);
 }
 
 void
@@ -1227,11 +1171,11 @@ trace_writer_get_stats(struct trace_writer *w, struct trace_writer_stats *s)
 	if (!w)
 		return;
 	pthread_mutex_lock(&w->lock);
-	s->enqueued = w->enqueued;
-	s->written = w->written;
-	s->dropped = w->dropped;
+	s->enqueued = w->appended;
+	s->written = w->committed;
+	s->dropped = (w->j.hdr ? w->j.hdr->dropped : 0) + w->lost;
 	s->commits = w->commits;
-	s->queue_peak_events = w->q.peak_n;
-	s->queue_peak_bytes = w->q.peak_bytes;
+	s->queue_peak_events = w->peak_events;
+	s->queue_peak_bytes = w->peak_bytes;
 	pthread_mutex_unlock(&w->lock);
 }

@@ -107,56 +107,131 @@ th_write_transmits(struct trace_writer *w, int64_t first, int n)
 	}
 }
 
-static sqlite3 *
-open_db(const char *path)
+/*
+ * The trace is read by the sqlite3 program, in a process of its own: a
+ * process with a writer open must not open the same trace through SQLite
+ * itself (trace.h: the writer's descriptors live in a table of their own,
+ * SQLite's per-file bookkeeping is process-wide).
+ */
+static char *
+sql_run(const char *path, const char *sql, int readonly)
 {
-	sqlite3 *db = NULL;
+	static char buf[4096];
+	size_t n = 0;
+	int out[2];
+	pid_t pid;
+	ssize_t r;
+	int st;
 
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
+	if (pipe(out) < 0)
+		return NULL;
+	pid = fork();
+	if (pid < 0)
+		return NULL;
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		close(out[1]);
+		execlp("sqlite3", "sqlite3", "-batch", "-noheader", "-cmd", ".timeout 10000",
+		       readonly ? "-readonly" : "-bail", path, sql, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	while (n < sizeof(buf) - 1 && (r = read(out[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(out[0]);
+	waitpid(pid, &st, 0);
+	buf[n] = '\0';
+	if (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !n) {
+		fprintf(stderr, "sqlite3 %s '%s': status %d, output '%s'\n", path, sql, st, buf);
 		return NULL;
 	}
-	sqlite3_busy_timeout(db, 10000);
-	return db;
+	/* The first line, first column is what callers want. */
+	buf[strcspn(buf, "\n|")] = '\0';
+	return buf;
 }
 
 int64_t
 th_sql_int(const char *path, const char *sql)
 {
-	sqlite3 *db = open_db(path);
-	sqlite3_stmt *st = NULL;
-	int64_t v = -1;
+	const char *s = sql_run(path, sql, 1);
+	char *end;
+	int64_t v;
 
-	if (!db)
+	if (!s)
 		return -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	else
-		fprintf(stderr, "th_sql_int(%s): %s\n", sql, sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	v = strtoll(s, &end, 10);
+	return *end ? -1 : v;
 }
 
 const char *
 th_sql_text(const char *path, const char *sql)
 {
-	static char buf[4096];
-	sqlite3 *db = open_db(path);
-	sqlite3_stmt *st = NULL;
-	const char *r = NULL;
+	return sql_run(path, sql, 1);
+}
 
-	if (!db)
-		return NULL;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
-		snprintf(buf, sizeof(buf), "%s", (const char *)sqlite3_column_text(st, 0));
-		r = buf;
+int
+th_sql_exec(const char *path, const char *sql)
+{
+	return sql_run(path, sql, 0) ? 0 : -1;
+}
+
+/* A sqlite3 process that holds a transaction until th_lock_end(). */
+static pid_t locker;
+static int locker_in = -1;
+
+int
+th_lock_begin(const char *path, const char *begin)
+{
+	static const char ready[] = "locked\n";
+	char cmd[256], got[sizeof(ready)] = "";
+	int in[2], out[2];
+	size_t n = 0;
+	ssize_t r;
+
+	if (pipe(in) < 0 || pipe(out) < 0)
+		return -1;
+	locker = fork();
+	if (locker < 0)
+		return -1;
+	if (locker == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		execlp("sqlite3", "sqlite3", "-batch", "-noheader", path, (char *)NULL);
+		_exit(127);
 	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return r;
+	close(in[0]);
+	close(out[1]);
+	locker_in = in[1];
+	snprintf(cmd, sizeof(cmd), ".timeout 10000\n%s;\nSELECT 'locked';\n", begin);
+	if (write(locker_in, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+		return -1;
+	/* Holds the lock once it answers. */
+	while (n < sizeof(ready) - 1 && (r = read(out[0], got + n, sizeof(ready) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(out[0]);
+	return strcmp(got, ready) == 0 ? 0 : -1;
+}
+
+void
+th_lock_end(void)
+{
+	static const char end[] = "COMMIT;\n.quit\n";
+	int st;
+
+	if (locker_in < 0)
+		return;
+	if (write(locker_in, end, sizeof(end) - 1) < 0)
+		perror("th_lock_end");
+	close(locker_in);
+	locker_in = -1;
+	waitpid(locker, &st, 0);
 }
 
 static int saved_stderr = -1;

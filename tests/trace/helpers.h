@@ -32,10 +32,20 @@ void th_transmit(struct trace_call *c, uint8_t *cmd, uint8_t *rsp, int64_t seq);
 /* Write the Transmit calls numbered @p first to @p first + @p n - 1. */
 void th_write_transmits(struct trace_writer *w, int64_t first, int n);
 
-/* One integer from an SQL query on @p path (opened separately), or -1. */
+/*
+ * SQL on @p path, run by the sqlite3 program in a process of its own (a
+ * process that writes a trace must not open it through SQLite itself).
+ * One integer from a query, or -1.
+ */
 int64_t th_sql_int(const char *path, const char *sql);
 /* The first column of the first row as text (static buffer), or NULL. */
 const char *th_sql_text(const char *path, const char *sql);
+/* Run statements that change the database: 0 or -1. */
+int th_sql_exec(const char *path, const char *sql);
+/* Hold a transaction (@p begin: "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE") on
+ * @p path from another process until th_lock_end(): 0 once it holds it. */
+int th_lock_begin(const char *path, const char *begin);
+void th_lock_end(void);
 
 /* Redirect stderr into a file until th_stderr_end(), which returns what was
  * written (malloc'd). */
