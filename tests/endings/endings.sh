@@ -153,7 +153,7 @@ wait_gone() {
 # serial number; once it has answered (or died), SIGKILL.  Its Assuan
 # lines are the output; stderr has its log.
 scd_session() {
-	local pid child i
+	local pid child _
 	mkdir -p "$work/gnupg.$mode"
 	chmod 700 "$work/gnupg.$mode"
 	mkfifo "$work/scd.in.$mode"
@@ -162,7 +162,7 @@ scd_session() {
 	pid=$!
 	exec 7> "$work/scd.in.$mode"
 	echo SERIALNO >&7
-	for i in $(seq 200); do
+	for _ in $(seq 200); do
 		grep -Eq '^(OK|ERR)' <(tail -n +2 "$work/$mode.out") && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -217,8 +217,8 @@ run_app() {
 # check_card: the card got exactly the APDUs expected (after a bounded
 # wait: it logs as it answers).
 check_card() {
-	local i got
-	for i in $(seq 50); do
+	local got _
+	for _ in $(seq 50); do
 		got=$(card_apdus "$mark")
 		[ "$got" = "$apdus" ] && return 0
 		sleep 0.1
@@ -226,9 +226,30 @@ check_card() {
 	fail "the card logged the APDUs [$got], expected [$apdus]"
 }
 
-# check_counts WHEN GOT: the trace's calls per function are exactly $counts.
-check_counts() {
-	[ "$2" = "$counts" ] || fail "$1: the trace holds [$2], expected [$counts]"
+# wrong MESSAGE: a failed check of a traced run; the others still run,
+# so that one test says everything that is wrong.
+failed=0
+wrong() {
+	echo "FAIL: $case ($mode): $*" >&2
+	failed=1
+	mode_failed=1
+}
+
+# check_trace WHEN: the trace's calls per function are exactly $counts
+# (scdaemon: a successful SCardTransmit per APDU the card got, and a
+# context and a connection).
+check_trace() {
+	local got
+	if [ "$case" = scdaemon ]; then
+		got=$(q "SELECT count(*) FROM calls WHERE rv = 0 AND fn = (SELECT id FROM functions WHERE name = 'SCardTransmit')")
+		[ "$got" = "$n" ] || wrong "$1: $got successful SCardTransmit calls in the trace, the card got $n APDUs"
+		counts=$(trace_counts)
+		echo "$counts" | grep -q 'SCardEstablishContext=.*SCardConnect=\|SCardConnect=.*SCardEstablishContext=' ||
+			wrong "$1: no SCardEstablishContext or no SCardConnect in the trace: [$counts]"
+		return
+	fi
+	got=$(trace_counts)
+	[ "$got" = "$counts" ] || wrong "$1: the trace holds [$got], expected [$counts]"
 }
 
 # --- the reference run --------------------------------------------------
@@ -251,40 +272,35 @@ fi
 
 # --- the traced runs -----------------------------------------------------
 for mode in run manual; do
+	mode_failed=0
 	run_app "$mode"
-	[ "$rc" = "$status" ] || fail "exit status $rc, untraced $status"
+	[ "$rc" = "$status" ] || wrong "exit status $rc, untraced $status"
 	if [ "$case" = scdaemon ]; then
 		# Only the lines that do not name a pid.
 		cmp -s <(grep -v '^scdaemon\[' "$untraced_out") <(grep -v '^scdaemon\[' "$work/$mode.out") ||
-			fail "stdout differs: $(diff "$untraced_out" "$work/$mode.out")"
+			wrong "stdout differs: $(diff "$untraced_out" "$work/$mode.out")"
 	else
 		cmp -s "$untraced_out" "$work/$mode.out" ||
-			fail "stdout differs from the untraced run: $(diff "$untraced_out" "$work/$mode.out")"
+			wrong "stdout differs from the untraced run: $(diff "$untraced_out" "$work/$mode.out")"
 	fi
-	[ -z "$(warnings "$work/$mode.err")" ] || fail "shim warnings: $(warnings "$work/$mode.err")"
+	[ -z "$(warnings "$work/$mode.err")" ] || wrong "shim warnings: $(warnings "$work/$mode.err")"
 	check_card
 	if [ "$case" = closeall ]; then
 		for f in 0 1 2 3; do
 			cmp -s "$work/dir.untraced/file$f" "$work/dir.$mode/file$f" ||
-				fail "file$f differs from the untraced run's: [$(od -c "$work/dir.$mode/file$f" | head -5)]"
+				wrong "file$f differs from the untraced run's: [$(od -c "$work/dir.$mode/file$f" | head -5)]"
 		done
 	fi
 	[ -f "$trace" ] || fail "no trace"
-	if [ "$case" = scdaemon ]; then
-		# Every APDU the card got was a successful transmit of the trace.
-		got=$(q "SELECT count(*) FROM calls WHERE fn = (SELECT id FROM functions WHERE name = 'SCardTransmit') AND rv = 0")
-		[ "$got" = "$n" ] || fail "$got successful SCardTransmit calls in the trace, the card got $n APDUs"
-		counts=$(trace_counts)
-		echo "$counts" | grep -q 'SCardEstablishContext=' || fail "no SCardEstablishContext in the trace: [$counts]"
-		echo "$counts" | grep -q 'SCardConnect=' || fail "no SCardConnect in the trace: [$counts]"
-	elif [ "$mode" = run ]; then
-		check_counts "right after pcsctap run returned" "$(trace_counts)"
-	fi
-	check_counts "after pcsctap show read it (show)" "$(show_counts)"
-	check_counts "after pcsctap show read it" "$(trace_counts)"
+	[ "$mode" = run ] && check_trace "right after pcsctap run returned"
+	shown=$(show_counts)
+	check_trace "after pcsctap show read it"
+	[ "$shown" = "$(trace_counts)" ] || wrong "pcsctap show printed [$shown], the trace holds [$(trace_counts)]"
 	got=$(q "SELECT count(DISTINCT pid) FROM calls")
-	[ "$got" = "$pids" ] || fail "calls from $got processes, expected $pids"
-	[ "$(q "PRAGMA integrity_check")" = ok ] || fail "integrity_check: $(q "PRAGMA integrity_check")"
-	[ "$(q "SELECT coalesce(sum(count), 0) FROM drops")" = 0 ] || fail "the trace counts dropped events"
-	echo "ok: $case ($mode): exit status $rc as untraced, same output, APDUs at the card [$apdus], trace [$counts]"
+	[ "$got" = "$pids" ] || wrong "calls from $got processes, expected $pids"
+	[ "$(q "PRAGMA integrity_check")" = ok ] || wrong "integrity_check: $(q "PRAGMA integrity_check")"
+	[ "$(q "SELECT coalesce(sum(count), 0) FROM drops")" = 0 ] || wrong "the trace counts dropped events"
+	[ $mode_failed = 0 ] &&
+		echo "ok: $case ($mode): exit status $rc as untraced, same output, APDUs at the card [$apdus], trace [$counts]"
 done
+exit $failed
