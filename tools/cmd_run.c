@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "commands.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -239,6 +240,7 @@ cmd_run(int argc, char **argv)
 		_exit(errno == ENOENT ? 127 : 126);
 	}
 	rv = wait_child(child);
+	trace_recover(trace);	/* what a child that crashed left in its journal */
 	/* Say where the trace is only if there is one (the shim refuses a
 	 * symbolic link or an unwritable path, with a warning of its own). */
 	if (lstat(trace, &st) == 0 && S_ISREG(st.st_mode))

@@ -8,6 +8,7 @@
  * journal mapping, which stays put until the statement has run.
  */
 #include "ingest.h"
+#include "calls.h"
 #include "sys.h"
 #include "util.h"
 
@@ -15,16 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CALL_COLS 24
-#define CALLS_INSERT "INSERT INTO calls(pid, tid, fn, t_enter_ns, t_return_ns, wall_ns, rv," \
-	" context, card, reader, share_mode, preferred_protocols, active_protocol," \
-	" disposition, scope, timeout, code, state, send_pci, recv_pci," \
-	" data_in, data_out, redacted, extra) VALUES"
-#define CALLS_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-
 static const char *const stmt_sql[IS_COUNT] = {
-	[IS_CALL] = CALLS_INSERT CALLS_ROW,
-	[IS_CALLS] = NULL,	/* built by calls_sql() */
+	[IS_CALL] = NULL,	/* built by calls_sql() */
+	[IS_CALLS] = NULL,
 	[IS_STATE] = "INSERT INTO reader_states(call_id, idx, reader, current_state,"
 		" event_state, atr) VALUES(?,?,?,?,?,?)",
 	[IS_MARKER] = "INSERT INTO markers(pid, tid, t_ns, wall_ns, card, reader, event,"
@@ -44,34 +38,46 @@ static const char *const stmt_sql[IS_COUNT] = {
 	[IS_DATA_VERSION] = "PRAGMA data_version",
 };
 
-/* CALLS_INSERT, then INGEST_CALL_ROWS times CALLS_ROW separated by commas. */
+/* "INSERT INTO calls(<calls.def>) VALUES(?,...)" with @p rows rows. */
 static char *
-calls_sql(void)
+calls_sql(int rows)
 {
-	char *s = malloc(sizeof(CALLS_INSERT) + INGEST_CALL_ROWS * sizeof(CALLS_ROW));
-	char *p = s;
+	size_t len = 64 + (size_t)rows * (CALL_COLS * 2 + 3);
+	char *s, *p;
 
+	for (int i = 0; i < CALL_COLS; i++)
+		len += strlen(call_cols[i].name) + 2;
+	s = malloc(len);
 	if (!s)
 		return NULL;
-	p = stpcpy(p, CALLS_INSERT);
-	for (int r = 0; r < INGEST_CALL_ROWS; r++)
-		p = stpcpy(stpcpy(p, r ? "," : ""), CALLS_ROW);
+	p = stpcpy(s, "INSERT INTO calls(");
+	for (int i = 0; i < CALL_COLS; i++)
+		p = stpcpy(stpcpy(p, i ? ", " : ""), call_cols[i].name);
+	p = stpcpy(p, ") VALUES");
+	for (int r = 0; r < rows; r++) {
+		p = stpcpy(p, r ? ",(" : "(");
+		for (int i = 0; i < CALL_COLS; i++)
+			p = stpcpy(p, i ? ",?" : "?");
+		p = stpcpy(p, ")");
+	}
 	return s;
 }
 
 int
 ingest_prepare(struct ingest *in, sqlite3 *db)
 {
-	char *many = calls_sql();
-	int rc = many ? SQLITE_OK : SQLITE_NOMEM;
+	char *one = calls_sql(1), *many = calls_sql(INGEST_CALL_ROWS);
+	int rc = one && many ? SQLITE_OK : SQLITE_NOMEM;
 
 	in->db = db;
 	memset(in->call_bound, 0, sizeof(in->call_bound));
 	for (int i = 0; i < IS_COUNT && rc == SQLITE_OK; i++) {
+		const char *sql = i == IS_CALL ? one : i == IS_CALLS ? many : stmt_sql[i];
+
 		if (!in->st[i])
-			rc = trace_sys.sqlite3_prepare_v2(db, i == IS_CALLS ? many : stmt_sql[i],
-							  -1, &in->st[i], NULL);
+			rc = trace_sys.sqlite3_prepare_v2(db, sql, -1, &in->st[i], NULL);
 	}
+	free(one);
 	free(many);
 	return rc;
 }
@@ -119,90 +125,58 @@ bind_blob(sqlite3_stmt *st, int i, struct trace_blob b)
 		sqlite3_bind_null(st, i);
 }
 
-/* Bits of call_bound beyond enum trace_call_field: the text/blob columns. */
-enum call_bound {
-	BOUND_READER = 1u << 24,
-	BOUND_IN = 1u << 25,
-	BOUND_OUT = 1u << 26,
-	BOUND_EXTRA = 1u << 27,
-};
-
 /*
- * Bind one call as the row whose first parameter is @p base + 1.  A column
- * is bound NULL only if it held a value in the previous row bound there: a
- * steady stream of one function binds no NULLs at all.
+ * Bind one call as the row whose first parameter is @p base + 1, column by
+ * column as calls.def has them.  A column is bound NULL only if it held a
+ * value in the previous row bound there (*@p bound: bit i for column i):
+ * a steady stream of one function binds no NULLs at all.
  */
 static void
 bind_call(struct ingest *in, sqlite3_stmt *st, int base, uint32_t *bound,
 	  const struct trace_call *c)
 {
-	uint32_t now = c->present & 0xfff;
-	uint32_t stale;
+	uint32_t now = 0;
 
-	if (c->reader)
-		now |= BOUND_READER;
-	if (c->in.data)
-		now |= BOUND_IN;
-	if (c->out.data)
-		now |= BOUND_OUT;
-	if (c->extra)
-		now |= BOUND_EXTRA;
-	stale = *bound & ~now;
-	*bound = now;
+	for (int i = 0; i < CALL_COLS; i++) {
+		const char *f = (const char *)c + call_cols[i].off;
+		int idx = base + i + 1;
+		int present = 1;
+		int64_t v;
 
-	sqlite3_bind_int64(st, base + 1, in->pid);
-	sqlite3_bind_int64(st, base + 2, c->tid);
-	sqlite3_bind_int(st, base + 3, c->fn);
-	sqlite3_bind_int64(st, base + 4, c->t_enter_ns);
-	sqlite3_bind_int64(st, base + 5, c->t_return_ns);
-	sqlite3_bind_int64(st, base + 6, c->wall_ns);
-	sqlite3_bind_int64(st, base + 7, c->rv);
-	sqlite3_bind_int(st, base + 23, c->redacted ? 1 : 0);
-	if (now & TRACE_HAS_CONTEXT)
-		sqlite3_bind_int64(st, base + 8, (int64_t)c->context);
-	if (now & TRACE_HAS_CARD)
-		sqlite3_bind_int64(st, base + 9, (int64_t)c->card);
-	if (now & BOUND_READER)
-		sqlite3_bind_text(st, base + 10, c->reader, -1, SQLITE_STATIC);
-	if (now & TRACE_HAS_SHARE_MODE)
-		sqlite3_bind_int64(st, base + 11, c->share_mode);
-	if (now & TRACE_HAS_PREFERRED_PROTOCOLS)
-		sqlite3_bind_int64(st, base + 12, c->preferred_protocols);
-	if (now & TRACE_HAS_ACTIVE_PROTOCOL)
-		sqlite3_bind_int64(st, base + 13, c->active_protocol);
-	if (now & TRACE_HAS_DISPOSITION)
-		sqlite3_bind_int64(st, base + 14, c->disposition);
-	if (now & TRACE_HAS_SCOPE)
-		sqlite3_bind_int64(st, base + 15, c->scope);
-	if (now & TRACE_HAS_TIMEOUT)
-		sqlite3_bind_int64(st, base + 16, c->timeout);
-	if (now & TRACE_HAS_CODE)
-		sqlite3_bind_int64(st, base + 17, c->code);
-	if (now & TRACE_HAS_STATE)
-		sqlite3_bind_int64(st, base + 18, c->state);
-	if (now & TRACE_HAS_SEND_PCI)
-		sqlite3_bind_int64(st, base + 19, c->send_pci);
-	if (now & TRACE_HAS_RECV_PCI)
-		sqlite3_bind_int64(st, base + 20, c->recv_pci);
-	if (now & BOUND_IN)
-		bind_blob(st, base + 21, c->in);
-	if (now & BOUND_OUT)
-		bind_blob(st, base + 22, c->out);
-	if (now & BOUND_EXTRA)
-		sqlite3_bind_text(st, base + 24, c->extra, -1, SQLITE_STATIC);
-	if (__builtin_expect(stale != 0, 0)) {
-		/* The column of each bit (enum trace_call_field, call_bound). */
-		static const int col[28] = {
-			8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
-			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-			10, 21, 22, 24,
-		};
-
-		for (int b = 0; b < 28; b++) {
-			if ((stale & (1u << b)) && col[b])
-				sqlite3_bind_null(st, base + col[b]);
+		switch (call_cols[i].kind) {
+		case CC_PID:
+			sqlite3_bind_int64(st, idx, in->pid);
+			break;
+		case CC_INT:
+			sqlite3_bind_int(st, idx, *(const int *)f);
+			break;
+		case CC_I64:
+			sqlite3_bind_int64(st, idx, *(const int64_t *)f);
+			break;
+		case CC_OPT:
+			present = (c->present & call_cols[i].bit) != 0;
+			if (present) {
+				memcpy(&v, f, sizeof(v));
+				sqlite3_bind_int64(st, idx, v);
+			}
+			break;
+		case CC_TEXT:
+			present = *(const char *const *)f != NULL;
+			if (present)
+				sqlite3_bind_text(st, idx, *(const char *const *)f, -1, SQLITE_STATIC);
+			break;
+		case CC_BLOB:
+			present = ((const struct trace_blob *)f)->data != NULL;
+			if (present)
+				bind_blob(st, idx, *(const struct trace_blob *)f);
+			break;
 		}
+		if (present)
+			now |= 1u << i;
+		else if (*bound & (1u << i))
+			sqlite3_bind_null(st, idx);
 	}
+	*bound = now;
 }
 
 static int

@@ -533,6 +533,10 @@ journal_create(struct journal *j, const char *trace_path, uint64_t capacity)
 		ret = -errno;
 		goto out;
 	}
+	/* Every page written once now, in the writer thread: the appenders
+	 * then take no first-write fault (page_mkwrite) on a fresh ring.  A
+	 * journal removed before writeback is never written to disk. */
+	memset((uint8_t *)m + JOURNAL_HEADER_SIZE, 0, capacity);
 	init_header(m, capacity, id);
 	/* This thread's own descriptor table (see writer.c): thread-self. */
 	snprintf(proc, sizeof(proc), "/proc/thread-self/fd/%d", fd);

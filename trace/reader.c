@@ -9,6 +9,7 @@
 #include "trace.h"
 #include "store.h"
 #include "sys.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@ struct trace_reader {
 	char *path;
 	int version;
 	unsigned temp_seq;	/* names of per-iterator temp tables */
+	int64_t recovered_ns;	/* last look for journals to import (following) */
 	char errmsg[512];
 };
 
@@ -95,6 +97,13 @@ trace_reader_open(struct trace_reader **out, const char *path, char *err, size_t
 	if (ret < 0) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s: %s", path, trace_strerror(ret));
+		goto out;
+	}
+	if (trace_writer_in_process(path)) {
+		ret = -EBUSY;
+		if (err && errlen)
+			snprintf(err, errlen, "%s: this process writes the trace; read it from"
+				 " another process", path);
 		goto out;
 	}
 	/* Whatever ended processes left in journals goes in first. */
@@ -211,34 +220,19 @@ struct query {
 #define COL_HAS(name, type, field, bit) { name, COL_OPT, offsetof(type, field), bit }
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static const struct col call_cols[] = {
+/* calls.def's columns as they land in a struct trace_call_row. */
+#define READ_CC_PID(col, field, bit) COL("c." #col, COL_I64, struct trace_call_row, pid)
+#define READ_CC_INT(col, field, bit) COL("c." #col, COL_INT, struct trace_call_row, call.field)
+#define READ_CC_I64(col, field, bit) COL("c." #col, COL_I64, struct trace_call_row, call.field)
+#define READ_CC_OPT(col, field, bit) COL_HAS("c." #col, struct trace_call_row, call.field, bit)
+#define READ_CC_TEXT(col, field, bit) COL("c." #col, COL_TEXT, struct trace_call_row, call.field)
+#define READ_CC_BLOB(col, field, bit) COL("c." #col, COL_BLOB, struct trace_call_row, call.field)
+
+static const struct col call_row_cols[] = {
 	COL("c.id", COL_I64, struct trace_call_row, id),
-	COL("c.pid", COL_I64, struct trace_call_row, pid),
-	COL("c.tid", COL_I64, struct trace_call_row, call.tid),
-	COL("c.fn", COL_INT, struct trace_call_row, call.fn),
-	COL("c.t_enter_ns", COL_I64, struct trace_call_row, call.t_enter_ns),
-	COL("c.t_return_ns", COL_I64, struct trace_call_row, call.t_return_ns),
-	COL("c.wall_ns", COL_I64, struct trace_call_row, call.wall_ns),
-	COL("c.rv", COL_I64, struct trace_call_row, call.rv),
-	COL_HAS("c.context", struct trace_call_row, call.context, TRACE_HAS_CONTEXT),
-	COL_HAS("c.card", struct trace_call_row, call.card, TRACE_HAS_CARD),
-	COL("c.reader", COL_TEXT, struct trace_call_row, call.reader),
-	COL_HAS("c.share_mode", struct trace_call_row, call.share_mode, TRACE_HAS_SHARE_MODE),
-	COL_HAS("c.preferred_protocols", struct trace_call_row, call.preferred_protocols,
-		TRACE_HAS_PREFERRED_PROTOCOLS),
-	COL_HAS("c.active_protocol", struct trace_call_row, call.active_protocol,
-		TRACE_HAS_ACTIVE_PROTOCOL),
-	COL_HAS("c.disposition", struct trace_call_row, call.disposition, TRACE_HAS_DISPOSITION),
-	COL_HAS("c.scope", struct trace_call_row, call.scope, TRACE_HAS_SCOPE),
-	COL_HAS("c.timeout", struct trace_call_row, call.timeout, TRACE_HAS_TIMEOUT),
-	COL_HAS("c.code", struct trace_call_row, call.code, TRACE_HAS_CODE),
-	COL_HAS("c.state", struct trace_call_row, call.state, TRACE_HAS_STATE),
-	COL_HAS("c.send_pci", struct trace_call_row, call.send_pci, TRACE_HAS_SEND_PCI),
-	COL_HAS("c.recv_pci", struct trace_call_row, call.recv_pci, TRACE_HAS_RECV_PCI),
-	COL("c.data_in", COL_BLOB, struct trace_call_row, call.in),
-	COL("c.data_out", COL_BLOB, struct trace_call_row, call.out),
-	COL("c.redacted", COL_INT, struct trace_call_row, call.redacted),
-	COL("c.extra", COL_TEXT, struct trace_call_row, call.extra),
+#define TRACE_CALL_COL(col, since, type, kind, field, bit) READ_##kind(col, field, bit),
+#include "calls.def"
+#undef TRACE_CALL_COL
 };
 
 /* Its calls and the calls of its sessions (temp.%s: reader_sessions_temp()). */
@@ -262,7 +256,7 @@ static const struct term call_terms[] = {
 };
 
 static const struct query call_query = {
-	" FROM calls c WHERE 1", call_cols, N(call_cols), call_terms,
+	" FROM calls c WHERE 1", call_row_cols, N(call_row_cols), call_terms,
 	" ORDER BY c.t_enter_ns, c.id",
 	sizeof(struct trace_call_row), offsetof(struct trace_call_row, call.present),
 };
@@ -658,8 +652,15 @@ iter_next(struct trace_iter *it, const struct query *q, void *row)
 int
 trace_iter_calls(struct trace_reader *r, const struct trace_filter *f, struct trace_iter **out)
 {
+	int64_t now = trace_mono_ns();
 	int ret;
 
+	/* Following a live trace: what a process that crashed meanwhile left
+	 * in its journal is imported too (looked for once a second). */
+	if (f && f->after_id && now - r->recovered_ns >= 1000000000) {
+		r->recovered_ns = now;
+		trace_recover(r->path);
+	}
 	ret = iter_open(r, &call_query, f, out);
 	if (ret < 0)
 		return ret;

@@ -209,8 +209,11 @@ visit_count(void *arg, const char *path, uint64_t id)
 	ino_t ino;
 
 	(void)id;
-	if (journal_open_existing(&j, path, &dev, &ino) < 0)
+	/* One we may not read counts: nobody can tell it is being written. */
+	if (journal_open_existing(&j, path, &dev, &ino) < 0) {
+		c->journals++;
 		return 0;
+	}
 	if (!journal_owner_alive(j.hdr, dev, ino)) {
 		c->journals++;
 		c->bytes += j.hdr->head - j.hdr->tail;
@@ -249,6 +252,10 @@ trace_recover(const char *path)
 	char err[512];
 	int ret, rc;
 
+	/* This process's writer imports them itself (and no second
+	 * connection to the file may be opened here, store.h). */
+	if (trace_writer_in_process(path))
+		return 0;
 	recover_pending(path, &dead, &bytes);
 	if (!dead)
 		return 0;

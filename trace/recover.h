@@ -36,6 +36,6 @@ struct recover_stats {
 int recover_journals(struct ingest *in, const struct recover_ops *ops,
 		     const char *trace_path, uint64_t own_id, struct recover_stats *stats);
 
-/* Journals of ended processes beside @p trace_path and the bytes of events
- * they hold (what an importer would import). */
+/* Journals of ended processes beside @p trace_path (and those this user
+ * cannot read), and the bytes of events they hold. */
 void recover_pending(const char *trace_path, unsigned *journals, uint64_t *bytes);

@@ -29,14 +29,13 @@ static const char schema_v1[] =
 	" pid INTEGER NOT NULL, ppid INTEGER, exe TEXT, name TEXT, argv TEXT,"
 	" role TEXT, host TEXT, start_wall_ns INTEGER);"
 	"CREATE INDEX IF NOT EXISTS processes_pid ON processes(pid);"
-	"CREATE TABLE IF NOT EXISTS calls("
-	" id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, tid INTEGER, fn INTEGER NOT NULL,"
-	" t_enter_ns INTEGER, t_return_ns INTEGER, wall_ns INTEGER, rv INTEGER,"
-	" context INTEGER, card INTEGER, reader TEXT,"
-	" share_mode INTEGER, preferred_protocols INTEGER, active_protocol INTEGER,"
-	" disposition INTEGER, scope INTEGER, timeout INTEGER, code INTEGER, state INTEGER,"
-	" send_pci INTEGER, recv_pci INTEGER, data_in BLOB, data_out BLOB,"
-	" redacted INTEGER NOT NULL DEFAULT 0, extra TEXT);"
+	"CREATE TABLE IF NOT EXISTS calls(id INTEGER PRIMARY KEY"
+#define DDL_1(col, type) ", " #col " " type
+#define TRACE_CALL_COL(col, since, type, kind, field, bit) DDL_##since(col, type)
+#include "calls.def"
+#undef TRACE_CALL_COL
+#undef DDL_1
+	");"
 	"CREATE INDEX IF NOT EXISTS calls_card ON calls(pid, card, fn, id) WHERE card IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS calls_time ON calls(t_enter_ns);"
 	"CREATE TABLE IF NOT EXISTS reader_states("

@@ -42,5 +42,13 @@ int trace_db_open_rw(const char *path, int busy_timeout_ms, sqlite3 **out,
  */
 void trace_db_close(sqlite3 *db, int last);
 
+/*
+ * Whether this process has a writer open on the file at @p path.  Such a
+ * process must not open the file through SQLite otherwise: the writer's
+ * descriptors live in its thread's own table (writer.c) while SQLite's
+ * bookkeeping of locks per file is process-wide.
+ */
+int trace_writer_in_process(const char *path);
+
 /* An SQLite result code as a TRACE_E_* / negative errno value. */
 int trace_err_from_sqlite(int rc);

@@ -746,10 +746,13 @@ stop_thread(struct trace_writer *w, int ms)
 	w->stop = 1;
 	pthread_cond_signal(&w->wake);
 	timespec_after_ms(&ts, ms);
+	/* Past the bound the thread is told to give up on the trace (it then
+	 * ends within a busy slice); the state is checked again after every
+	 * wake-up, the timed-out one included. */
 	while (w->state != TS_DONE && w->state != TS_FAILED) {
 		if (pthread_cond_timedwait(&w->done, &w->lock, &ts) == ETIMEDOUT) {
 			w->abandon = 1;
-			pthread_cond_wait(&w->done, &w->lock);
+			timespec_after_ms(&ts, BUSY_SLICE_MS);
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -929,6 +932,19 @@ find_shared(const char *path, dev_t *dev, ino_t *ino)
 			return w;
 	}
 	return NULL;
+}
+
+int
+trace_writer_in_process(const char *path)
+{
+	dev_t dev;
+	ino_t ino;
+	int r;
+
+	pthread_mutex_lock(&registry_lock);
+	r = find_shared(path, &dev, &ino) != NULL;
+	pthread_mutex_unlock(&registry_lock);
+	return r;
 }
 
 int

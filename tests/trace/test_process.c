@@ -3,8 +3,8 @@
  * and thread of its own; the parent's queued events are not duplicated),
  * fork while another thread holds the queue lock, 3 processes x 4 threads
  * writing one trace, a newcomer next to a writer with a permanent backlog,
- * durability after SIGKILL, and several processes creating one new trace
- * at the same moment.
+ * every returned call after SIGKILL, and several processes creating one
+ * new trace at the same moment.
  */
 #include "helpers.h"
 
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,23 @@ wait_bounded(pid_t pid, int sec)
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	return -1;
+}
+
+/*
+ * Reap @p n children within @p sec seconds in all (below the suite's
+ * timeout, so that a hang is reported as one, with its child, instead of
+ * the runner killing the test without a message).
+ */
+static void
+wait_all_bounded(const pid_t *kids, int *status, int n, int sec)
+{
+	int64_t end = trace_mono_ns() + (int64_t)sec * 1000000000;
+
+	for (int k = 0; k < n; k++) {
+		int left = (int)((end - trace_mono_ns()) / 1000000000);
+
+		status[k] = wait_bounded(kids[k], left > 0 ? left : 1);
+	}
 }
 
 static int64_t
@@ -134,8 +152,7 @@ Test(process, fork_while_queue_lock_held)
 		usleep(2000);
 	}
 	/* Reap (or kill) every child before asserting anything. */
-	for (int k = 0; k < FORKS; k++)
-		status[k] = wait_bounded(kids[k], 60);
+	wait_all_bounded(kids, status, FORKS, 60);
 	for (int k = 0; k < FORKS; k++)
 		cr_assert_eq(status[k], 0, "child %d hung or failed (%d)", k, status[k]);
 	stop_hammer = 1;
@@ -210,18 +227,20 @@ Test(process, three_processes_four_threads)
 }
 
 /*
- * Fairness: one process writes flat out (its queue never empties, so its
- * thread commits slice after slice); a second process that starts meanwhile
- * must get its first transaction in well before the first one stops.
+ * Fairness: one process writes flat out (its journal never empties, so
+ * its thread commits slice after slice); a second process that starts
+ * meanwhile must get its first transaction in before the first one
+ * stops.  Ids follow commit order: the newcomer's calls must come before
+ * the busy writer's last ones.  (How long it waited is printed, not
+ * asserted.)
  */
 #define HOG_MS 6000
-#define NEWCOMER_MAX_MS 2500
 
 Test(process, newcomer_next_to_a_busy_writer)
 {
 	int ready[2];
 	pid_t hog, late;
-	char c;
+	char c, sql[256];
 
 	cr_assert_eq(pipe(ready), 0);
 	hog = fork();
@@ -231,7 +250,7 @@ Test(process, newcomer_next_to_a_busy_writer)
 		int64_t t0 = trace_mono_ns();
 
 		close(ready[0]);
-		th_stderr_begin();	/* "queue full" is expected here */
+		th_stderr_begin();	/* "journal full" is expected here */
 		if (trace_writer_open(&w, th_trace, NULL) != 0)
 			_exit(2);
 		/* 20,000 calls every 20 ms: more than any writer keeps up with,
@@ -252,39 +271,47 @@ Test(process, newcomer_next_to_a_busy_writer)
 	cr_assert_geq(late, 0);
 	if (late == 0) {
 		struct trace_writer *w = NULL;
-		int64_t t0 = trace_mono_ns(), ms;
+		int64_t t0 = trace_mono_ns();
 
 		if (trace_writer_open(&w, th_trace, NULL) != 0)
 			_exit(2);
 		th_write_transmits(w, 0, 10);
 		if (trace_writer_flush(w, 30000) != 0)
 			_exit(3);
-		ms = (trace_mono_ns() - t0) / 1000000;
 		/* stderr: stdout carries the TAP report. */
-		fprintf(stderr, "newcomer's first flush after %lld ms\n", (long long)ms);
-		_exit(ms < NEWCOMER_MAX_MS ? 0 : 4);
+		fprintf(stderr, "newcomer's first flush after %lld ms\n",
+			(long long)((trace_mono_ns() - t0) / 1000000));
+		_exit(0);
 	}
-	cr_assert_eq(wait_bounded(late, 60), 0, "the newcomer waited too long (4) or failed");
+	cr_assert_eq(wait_bounded(late, 60), 0, "the newcomer failed");
 	cr_assert_eq(wait_bounded(hog, 60), 0);
 	cr_assert_eq(count_pid(late, ""), 10);
 	cr_assert_gt(count_pid(hog, ""), 100000);
+	snprintf(sql, sizeof(sql), "SELECT (SELECT max(id) FROM calls WHERE pid = %d) <"
+		 " (SELECT max(id) FROM calls WHERE pid = %d)", (int)late, (int)hog);
+	cr_assert_eq(th_sql_int(th_trace, sql), 1,
+		     "the newcomer got in only after the busy writer had stopped");
 	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 }
 
 /*
- * SIGKILL: a child enqueues numbered calls without pause-free bursts; the
- * parent kills it.  The file must pass integrity_check, hold a gap-free
- * prefix of the calls, and that prefix must reach at least the last call
- * enqueued 200 ms before the kill.
+ * SIGKILL: a child writes numbered calls and counts, in memory it shares
+ * with the parent, every call that has returned; the parent kills it at
+ * some moment.  After recovery the trace holds every call that returned,
+ * each once, without gaps.
  */
 Test(process, sigkill_durability)
 {
-	int64_t kill_ns, last_t, max_code, n;
+	int64_t returned, n;
+	int64_t *shared;
 	int ready[2];
 	pid_t pid;
 	char c;
 	int st;
 
+	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(shared, MAP_FAILED);
+	*shared = 0;
 	cr_assert_eq(pipe(ready), 0);
 	pid = fork();
 	cr_assert_geq(pid, 0);
@@ -296,32 +323,33 @@ Test(process, sigkill_durability)
 			_exit(2);
 		for (int64_t i = 0;; i++) {
 			th_write_transmits(w, i, 1);
+			__atomic_store_n(shared, i + 1, __ATOMIC_RELEASE);
 			if (i == 1000 && write(ready[1], "R", 1) != 1)
 				_exit(3);
-			usleep(100);
+			if (i % 64 == 0)
+				usleep(100);
 		}
 	}
 	close(ready[1]);
 	cr_assert_eq(read(ready[0], &c, 1), 1);
 	close(ready[0]);
-	usleep(1500000);
-	kill_ns = trace_mono_ns();
+	usleep(500000);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-
+	returned = __atomic_load_n(shared, __ATOMIC_ACQUIRE);
+	cr_assert_geq(trace_recover(th_trace), 0);
 	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 	n = th_sql_int(th_trace, "SELECT count(*) FROM calls");
-	max_code = th_sql_int(th_trace, "SELECT max(code) FROM calls");
-	last_t = th_sql_int(th_trace, "SELECT t_enter_ns FROM calls ORDER BY code DESC LIMIT 1");
-	cr_log_info("%lld calls survived; the last was enqueued %.1f ms before the kill",
-		    (long long)n, (kill_ns - last_t) / 1e6);
-	cr_assert_gt(n, 1000);
-	cr_assert_eq(n, max_code + 1, "no gaps");
+	cr_log_info("%lld calls returned before the kill, %lld in the trace", (long long)returned,
+		    (long long)n);
+	cr_assert_gt(returned, 1000, "set-up: the child was writing");
+	/* The call in progress at the kill may be in too. */
+	cr_assert_geq(n, returned, "every call that returned is in the trace");
+	cr_assert_leq(n, returned + 1);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT max(code) FROM calls"), n - 1, "no gaps");
 	cr_assert_eq(th_sql_int(th_trace, "SELECT count(DISTINCT code) FROM calls"), n);
-	cr_assert_leq(kill_ns - last_t, 200 * 1000000LL,
-		      "calls enqueued more than 200 ms before SIGKILL were lost (last kept: %.1f ms before)",
-		      (kill_ns - last_t) / 1e6);
+	munmap(shared, sizeof(*shared));
 }
 
 /*
