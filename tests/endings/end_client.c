@@ -16,7 +16,7 @@
  *   exit-thread exit(5) from a second thread while main waits in join
  *   _exit       _exit(3)
  *   abort       abort()
- *   segv        a store through a NULL pointer (a real fault)
+ *   segv        a store into a PROT_NONE page (a real fault)
  *   sigterm     raise(SIGTERM), default action
  *   sigbus      a load from a mapping past the end of its empty file
  *   sigkill     kill(getpid(), SIGKILL)
@@ -54,8 +54,6 @@ static const char *const apdus[] = {
 
 #define N_FILES 4
 
-/* NULL, behind volatile so that the compiler emits a real store (not a trap). */
-static int *volatile nowhere;
 
 static int failures;
 
@@ -96,6 +94,19 @@ static void *
 exit_from_thread(void *arg)
 {
 	exit(5);
+}
+
+/*
+ * A store into a page without access: a real SIGSEGV (a store through
+ * NULL would be undefined behaviour, which UBSan stops before it faults).
+ */
+static void
+sigsegv_now(void)
+{
+	volatile int *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p != MAP_FAILED)
+		*p = 1;
 }
 
 static void
@@ -206,7 +217,7 @@ main(int argc, char **argv)
 	} else if (!strcmp(how, "abort")) {
 		abort();
 	} else if (!strcmp(how, "segv")) {
-		*nowhere = 1;
+		sigsegv_now();
 	} else if (!strcmp(how, "sigterm")) {
 		raise(SIGTERM);
 	} else if (!strcmp(how, "sigbus")) {
