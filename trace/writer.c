@@ -336,7 +336,8 @@ warn_rc(struct trace_writer *w, int rc)
 	switch (rc & 0xff) {
 	case SQLITE_FULL:
 		warn_once(w, WARN_FULL, "trace %s: disk full; events wait in the journal%s",
-			  w->path, w->j.durable ? "" : " (in memory: lost if the process ends first)");
+			  w->path, w->j.durable ? "" : " (in memory: those not written when the process"
+			  " ends are lost, uncounted)");
 		break;
 	case SQLITE_IOERR:
 		warn_once(w, WARN_IO, "trace %s: I/O error; events wait in the journal", w->path);
@@ -562,7 +563,8 @@ make_journal(struct trace_writer *w)
 	if (rc < 0)
 		warn_once(w, rc == -ENOSPC ? WARN_FULL : WARN_JOURNAL,
 			  "trace %s: %s (no journal file beside it: %s); events are kept in memory"
-			  " until written, and lost if the process dies first", w->path,
+			  " until written; those not written when the process ends are lost,"
+			  " uncounted", w->path,
 			  rc == -ENOSPC ? "disk full" : "not crash-proof", strerror(-rc));
 	rc = 0;
 	if (pi) {
@@ -651,7 +653,9 @@ thread_finish(struct trace_writer *w)
 		w->gone = 1;
 	}
 	pthread_mutex_unlock(&w->lock);
-	if (!all_in && left)
+	/* Without a journal file the full disk's warning has said it all (one
+	 * warning for a full disk). */
+	if (!all_in && left && !(!w->j.durable && (w->warned & WARN_FULL)))
 		warn_once(w, WARN_EXIT, "trace %s: %llu events not written (trace locked or too slow);"
 			  " %s", w->path, (unsigned long long)left,
 			  w->j.durable ? "they stay in the journal and are imported when the trace is next opened"
