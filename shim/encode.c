@@ -334,8 +334,9 @@ pre_SCardGetStatusChange(struct shim_call *c, SCARDCONTEXT hContext, DWORD dwTim
  * Whether the library went through its event loop, which clears every
  * entry's dwEventState and sets it anew: after a timeout or a cancel, and
  * after success unless every entry was SCARD_STATE_IGNORE (it then returns
- * at once).  SCARD_E_UNKNOWN_READER comes from a check of the names
- * before that loop, which writes nothing.
+ * at once, having read no name).  SCARD_E_UNKNOWN_READER comes from a
+ * check of the names before that loop, which writes nothing and stops at
+ * the first unknown name: the names after it were never read.
  */
 static bool
 states_written(LONG rv, const SCARD_READERSTATE *states, DWORD n)
@@ -370,13 +371,8 @@ post_SCardGetStatusChange(struct shim_call *c, LONG rv, SCARDCONTEXT hContext, D
 			  SCARD_READERSTATE *rgReaderStates, DWORD cReaders)
 {
 	struct trace_reader_state *st;
-	bool written;
 
-	if (!rgReaderStates || !cReaders)
-		return;
-	written = states_written(rv, rgReaderStates, cReaders);
-	/* Unknown reader: the names were compared, so the inputs are worth keeping. */
-	if (!written && rv != SCARD_E_UNKNOWN_READER)
+	if (!rgReaderStates || !cReaders || !states_written(rv, rgReaderStates, cReaders))
 		return;
 	st = calloc(cReaders, sizeof(*st));
 	if (!st)
@@ -386,8 +382,6 @@ post_SCardGetStatusChange(struct shim_call *c, LONG rv, SCARDCONTEXT hContext, D
 
 		st[i].reader = r->szReader;
 		st[i].current_state = (uint32_t)r->dwCurrentState;
-		if (!written)
-			continue;
 		st[i].event_state = (uint32_t)r->dwEventState;
 		set_atr(&st[i], r);
 	}

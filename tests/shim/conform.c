@@ -290,6 +290,25 @@ s_status_change(void)
 	rv = SCardGetStatusChange(ctx, 0, st, 1);
 	out_rv("rv", rv); out_dw("event", st[0].dwEventState & 0xFFFF); end();
 
+	/*
+	 * The library stops at the first unknown name: a second entry whose
+	 * name cannot be read is never looked at (the shim must not either).
+	 */
+	begin("status change unknown, then unreadable");
+	{
+		SCARD_READERSTATE two[2];
+		char *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		memset(two, 0, sizeof(two));
+		two[0].szReader = "No Such Reader 00 00";
+		two[1].szReader = page == MAP_FAILED ? reader : page;
+		rv = SCardGetStatusChange(ctx, 0, two, 2);
+		out_rv("rv", rv);
+		if (page != MAP_FAILED)
+			munmap(page, 4096);
+	}
+	end();
+
 	begin("status change pnp notification");
 	st[0].szReader = "\\\\?PnP?\\Notification";
 	st[0].dwCurrentState = 0;
