@@ -662,10 +662,22 @@ thread_finish(struct trace_writer *w)
 				       : "they are lost");
 }
 
+/* A quarter of the journal's bounds used (w->lock held): import now. */
+static int
+filling(struct trace_writer *w)
+{
+	struct journal_header *h = w->j.hdr;
+
+	return h->head - __atomic_load_n(&h->tail, __ATOMIC_RELAXED) >= w->j.capacity / 4 ||
+	       w->appended - w->committed >= w->max_events / 4;
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct trace_writer *w = arg;
+	const int batch_ms = w->commit_ms / 10 + 1;
+	int64_t next_ns = 0;
 	struct timespec ts;
 	int idle = 0;
 	int backoff = 0;
@@ -682,15 +694,24 @@ writer_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		for (;;) {
+			int64_t now = trace_mono_ns();
+			int ms;
+
 			work = __atomic_load_n(&w->j.hdr->head, __ATOMIC_ACQUIRE) != w->mark.imported ||
 			       w->j.hdr->dropped != w->mark.dropped;
-			if (w->stop || w->fork_req || ((work || w->flush_req) && !backoff))
+			if (w->stop || w->fork_req || (w->flush_req && !backoff))
 				break;
-			w->sleeping = idle >= IDLE_POLLS && !backoff;
-			timespec_after_ms(&ts, w->sleeping ? 1000 : backoff ? w->commit_ms
-								: w->commit_ms / 10 + 1);
+			/* Batches: the journal keeps the events safe meanwhile, so
+			 * one transaction per batch interval is enough unless the
+			 * journal fills (a commit costs more than many rows). */
+			if (work && !backoff && (now >= next_ns || filling(w)))
+				break;
+			w->sleeping = !work && idle >= IDLE_POLLS && !backoff;
+			ms = w->sleeping ? 1000 : backoff ? w->commit_ms
+			     : work ? (int)((next_ns - now) / 1000000) + 1 : batch_ms;
+			timespec_after_ms(&ts, ms);
 			if (pthread_cond_timedwait(&w->wake, &w->lock, &ts) == ETIMEDOUT) {
-				idle++;
+				idle += !work;
 				backoff = 0;
 			}
 		}
@@ -702,6 +723,7 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		fork_point(w);
 		backoff = import_journal(w) < 0;
+		next_ns = trace_mono_ns() + (int64_t)batch_ms * 1000000;
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);

@@ -23,12 +23,30 @@ if [ -f "$spy_lib" ] && command -v pcsc-spy >/dev/null; then
 	spy_pid=$!
 	for i in $(seq 50); do [ -p "$HOME/pcsc-spy" ] && break; sleep 0.1; done
 	spy=spy
+	# The spy loads the real library as libpcsclite_nospy.so.1.
+	mkdir -p "$BED_TMP/nospy"
+	ln -sf "${PCSCTAP_REAL_LIBRARY:-/usr/lib/x86_64-linux-gnu/libpcsclite.so.1}" \
+		"$BED_TMP/nospy/libpcsclite_nospy.so.1"
+	spy_env="LD_LIBRARY_PATH=$BED_TMP/nospy${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 	echo "== untraced vs pcsctap vs pcsc-spy, pcsc-spy reading its FIFO (target: <= 1/10)"
-	bench env LD_PRELOAD="$spy_lib" || status=1
+	bench env "$spy_env" LD_PRELOAD="$spy_lib" || status=1
 else
 	echo "pcsc-spy not installed: no comparison with it"
 fi
 status=$?
+# CPU, not time: what tracing adds per transmit, all threads (the writer
+# thread too; pcsc-spy's reader process for pcsc-spy) — target <= 2.0 us
+# for pcsctap, and pcsc-spy's addition >= 35 times it.
+cpu_bench() {
+	PCSCTAP_TRACE=$BED_TMP/trace-cpu LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
+		"$@" "$BENCH_TRANSMIT" "$BED_READER" "$PCSCTAP_SHIM" cpu "${CPU_N:-5000}" ${spy_pid:-}
+}
+echo "== CPU per transmit (uptime: $(uptime))"
+if [ -n "${spy_pid:-}" ]; then
+	cpu_bench env "$spy_env" LD_PRELOAD="$spy_lib" || status=1
+else
+	cpu_bench env || status=1
+fi
 [ -n "${spy_pid:-}" ] && kill "$spy_pid" 2>/dev/null
 echo "trace rows: $("${TRACE_SQL}" "$BED_TMP/trace" "SELECT count(*) FROM calls WHERE fn = 12") transmits"
 exit $status
