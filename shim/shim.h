@@ -69,6 +69,7 @@ int64_t shim_tid(void);
 
 struct shim_call {
 	struct trace_call call;
+	int64_t entry_ns;	/* CLOCK_MONOTONIC when the wrapper was entered */
 	/* Values of in/out length arguments as the application passed them. */
 	DWORD len_in[2];
 	bool len_null[2];

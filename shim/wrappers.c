@@ -5,8 +5,8 @@
  *	bind once; if this thread is already inside the shim (the real
  *	library calling an exported name, or tracing calling back), just
  *	forward; else note the entry, let pre_<name>() look at the
- *	arguments, call the real function, let post_<name>() record the
- *	outputs, enqueue the call and return the real result.
+ *	arguments, call the real function (timed alone), let post_<name>()
+ *	record the outputs, enqueue the call and return the real result.
  *
  * errno: the application sees errno as it was on entry until the real
  * call, and as the real call left it afterwards; nothing the shim does in
@@ -30,7 +30,7 @@ call_begin(struct shim_call *c, int fn)
 	c->call.fn = fn;
 	c->call.tid = shim_tid();
 	c->call.wall_ns = trace_wall_ns();
-	c->call.t_enter_ns = trace_mono_ns();
+	c->entry_ns = trace_mono_ns();
 	c->extra_len = 0;
 	c->extra[0] = '\0';
 	c->scratch = NULL;
@@ -38,10 +38,14 @@ call_begin(struct shim_call *c, int fn)
 	c->len_null[0] = c->len_null[1] = false;
 }
 
+/*
+ * The recorded times are the real call's alone; what the shim did around
+ * it (feature discovery, markers, copying arguments) is shim_ns.
+ */
 static void
 call_end(struct shim_call *c, LONG rv)
 {
-	c->call.t_return_ns = trace_mono_ns();
+	c->call.shim_ns = (c->call.t_enter_ns - c->entry_ns) + (trace_mono_ns() - c->call.t_return_ns);
 	c->call.rv = rv;
 	c->call.extra = c->extra_len ? c->extra : NULL;
 	if (shim_writer)
@@ -66,7 +70,9 @@ call_end(struct shim_call *c, LONG rv)
 		call_begin(&c, TRACE_FN_##name); \
 		pre_##name(&c, SHIM_UNPAREN args); \
 		errno = saved_errno; \
+		c.call.t_enter_ns = trace_mono_ns(); \
 		rv = shim_real.name args; \
+		c.call.t_return_ns = trace_mono_ns(); \
 		saved_errno = errno; \
 		post_##name(&c, rv, SHIM_UNPAREN args); \
 		call_end(&c, rv); \

@@ -5,9 +5,12 @@
  * We create the file ourselves (O_CREAT|O_EXCL|O_NOFOLLOW, then fchmod 0600
  * so the umask cannot widen or narrow it) because SQLite would create it
  * with 0644 & ~umask.  SQLite creates -wal and -shm with the main file's
- * permission bits, so they end up 0600 as well.  Our descriptor is closed
- * before SQLite opens the file: closing any descriptor of a file drops the
- * process's POSIX locks on it, which would break SQLite's locking.
+ * permission bits, so they end up 0600 as well.  An existing trace, and
+ * any -wal, -shm or -journal beside it, is written only when it is the
+ * caller's own private file (TRACE_E_NOT_PRIVATE otherwise).  Our
+ * descriptor is closed before SQLite opens the file: closing any
+ * descriptor of a file drops the process's POSIX locks on it, which would
+ * break SQLite's locking.
  */
 #include "trace.h"
 #include "store.h"

@@ -36,6 +36,7 @@ struct jcall {
 	uint64_t context, card;
 	int64_t share_mode, preferred_protocols, active_protocol, disposition;
 	int64_t scope, timeout, code, state, send_pci, recv_pci;
+	int64_t shim_ns;
 };
 
 struct jstate {
@@ -171,7 +172,7 @@ journal_append_call(struct journal *j, const struct trace_call *c)
 		.preferred_protocols = c->preferred_protocols,
 		.active_protocol = c->active_protocol, .disposition = c->disposition,
 		.scope = c->scope, .timeout = c->timeout, .code = c->code, .state = c->state,
-		.send_pci = c->send_pci, .recv_pci = c->recv_pci,
+		.send_pci = c->send_pci, .recv_pci = c->recv_pci, .shim_ns = c->shim_ns,
 	};
 	memcpy(p, &f, sizeof(f));
 	p += sizeof(f);
@@ -327,6 +328,7 @@ decode_call(struct cursor *c, struct trace_call *call,
 		.active_protocol = f.active_protocol, .disposition = f.disposition,
 		.scope = f.scope, .timeout = f.timeout, .code = f.code, .state = f.state,
 		.send_pci = f.send_pci, .recv_pci = f.recv_pci, .redacted = f.redacted,
+		.shim_ns = f.shim_ns,
 	};
 	call->reader = get_str(c);
 	call->extra = get_str(c);

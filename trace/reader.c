@@ -185,6 +185,7 @@ struct col {
 	int kind;		/* enum col_kind */
 	size_t off;		/* of the field in the row struct */
 	uint32_t bit;		/* COL_OPT: the field's TRACE_HAS_* bit */
+	int since;		/* the schema version that has it: older ones read NULL */
 };
 
 /* The fields of struct trace_filter, each bound as the named parameter. */
@@ -216,21 +217,23 @@ struct query {
 	size_t present;			/* COL_OPT: offset of the row's present bits */
 };
 
-#define COL(name, kind, type, field) { name, kind, offsetof(type, field), 0 }
-#define COL_HAS(name, type, field, bit) { name, COL_OPT, offsetof(type, field), bit }
+#define COL(name, kind, type, field) { name, kind, offsetof(type, field), 0, 0 }
+#define COL_HAS(name, type, field, bit) { name, COL_OPT, offsetof(type, field), bit, 0 }
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* calls.def's columns as they land in a struct trace_call_row. */
-#define READ_CC_PID(col, field, bit) COL("c." #col, COL_I64, struct trace_call_row, pid)
-#define READ_CC_INT(col, field, bit) COL("c." #col, COL_INT, struct trace_call_row, call.field)
-#define READ_CC_I64(col, field, bit) COL("c." #col, COL_I64, struct trace_call_row, call.field)
-#define READ_CC_OPT(col, field, bit) COL_HAS("c." #col, struct trace_call_row, call.field, bit)
-#define READ_CC_TEXT(col, field, bit) COL("c." #col, COL_TEXT, struct trace_call_row, call.field)
-#define READ_CC_BLOB(col, field, bit) COL("c." #col, COL_BLOB, struct trace_call_row, call.field)
+#define CALL_COL(col, kind, field, bit, since) \
+	{ "c." #col, kind, offsetof(struct trace_call_row, field), bit, since }
+#define READ_CC_PID(col, field, bit, since) CALL_COL(col, COL_I64, pid, 0, since)
+#define READ_CC_INT(col, field, bit, since) CALL_COL(col, COL_INT, call.field, 0, since)
+#define READ_CC_I64(col, field, bit, since) CALL_COL(col, COL_I64, call.field, 0, since)
+#define READ_CC_OPT(col, field, bit, since) CALL_COL(col, COL_OPT, call.field, bit, since)
+#define READ_CC_TEXT(col, field, bit, since) CALL_COL(col, COL_TEXT, call.field, 0, since)
+#define READ_CC_BLOB(col, field, bit, since) CALL_COL(col, COL_BLOB, call.field, 0, since)
 
 static const struct col call_row_cols[] = {
 	COL("c.id", COL_I64, struct trace_call_row, id),
-#define TRACE_CALL_COL(col, since, type, kind, field, bit) READ_##kind(col, field, bit),
+#define TRACE_CALL_COL(col, since, type, kind, field, bit) READ_##kind(col, field, bit, since),
 #include "calls.def"
 #undef TRACE_CALL_COL
 };
@@ -493,7 +496,8 @@ build_sql(struct trace_iter *it, const struct trace_filter *f, struct sqlbuf *b)
 	int ret;
 
 	for (size_t i = 0; i < q->n_cols; i++)
-		sql_add(b, "%s%s", i ? ", " : "SELECT ", q->cols[i].name);
+		sql_add(b, "%s%s", i ? ", " : "SELECT ",
+			q->cols[i].since > it->r->version ? "NULL" : q->cols[i].name);
 	sql_add(b, "%s", q->from);
 	for (const struct term *t = q->terms; f && t && t->field != F_END; t++) {
 		if (!filter_has(f, t->field))

@@ -31,10 +31,12 @@ static const char schema_v1[] =
 	"CREATE INDEX IF NOT EXISTS processes_pid ON processes(pid);"
 	"CREATE TABLE IF NOT EXISTS calls(id INTEGER PRIMARY KEY"
 #define DDL_1(col, type) ", " #col " " type
+#define DDL_2(col, type)
 #define TRACE_CALL_COL(col, since, type, kind, field, bit) DDL_##since(col, type)
 #include "calls.def"
 #undef TRACE_CALL_COL
 #undef DDL_1
+#undef DDL_2
 	");"
 	"CREATE INDEX IF NOT EXISTS calls_card ON calls(pid, card, fn, id) WHERE card IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS calls_time ON calls(t_enter_ns);"
@@ -103,12 +105,21 @@ static const char schema_v1[] =
 /*
  * Version 1 → 2: the journals table (docs/trace-schema.md, "Durability"):
  * how far each process's journal is imported, updated in the same
- * transaction as the rows imported, and kept after the journal is gone.
+ * transaction as the rows imported, and kept after the journal is gone;
+ * and the calls columns of version 2 (calls.def: shim_ns).
  */
 static const char schema_v2[] =
 	"CREATE TABLE IF NOT EXISTS journals("
 	" id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, imported INTEGER NOT NULL,"
-	" dropped INTEGER NOT NULL DEFAULT 0, state TEXT);";
+	" dropped INTEGER NOT NULL DEFAULT 0, state TEXT);"
+#define DDL_1(col, type)
+#define DDL_2(col, type) "ALTER TABLE calls ADD COLUMN " #col " " type ";"
+#define TRACE_CALL_COL(col, since, type, kind, field, bit) DDL_##since(col, type)
+#include "calls.def"
+#undef TRACE_CALL_COL
+#undef DDL_1
+#undef DDL_2
+	;
 
 /* migrations[v] brings a database from version v to v + 1. */
 static const char *const migrations[TRACE_SCHEMA_VERSION] = {

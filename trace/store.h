@@ -13,9 +13,11 @@
 /*
  * Make sure @p path is a regular file we may open as a trace: create it
  * 0600 (whatever the umask) when it does not exist, refuse a symbolic link,
- * refuse a non-empty file that is not SQLite.
+ * refuse a non-empty file that is not SQLite, and (writers) refuse a file
+ * or side file that is not the caller's own private one.
  * @retval 0 ok, *created tells whether this call created it
- * @retval <0 negative errno, TRACE_E_SYMLINK or TRACE_E_NOT_SQLITE
+ * @retval <0 negative errno, TRACE_E_SYMLINK, TRACE_E_NOT_SQLITE or
+ *         TRACE_E_NOT_PRIVATE
  */
 int trace_file_prepare(const char *path, int create, int *created);
 /* (create == 0: check only, for readers, which may follow a symbolic link.) */

@@ -2,9 +2,12 @@
  * trace.h — the pcsctap trace store.
  *
  * The only code in pcsctap that talks to SQLite.  Producers (the shim in
- * every traced process and thread, the driver inside pcscd) enqueue events
- * through a trace_writer; a background thread batches them into WAL
- * transactions.  Consumers (tools/) read through a trace_reader.
+ * every traced process and thread, the driver inside pcscd) append events
+ * through a trace_writer to their process's journal, a mapped file beside
+ * the trace that outlives the process however it ends; a background thread
+ * imports them into the trace in WAL transactions, and whoever opens the
+ * trace next imports what dead processes left.  Consumers (tools/) read
+ * through a trace_reader.
  *
  * The schema is documented in docs/trace-schema.md.
  *
@@ -117,8 +120,8 @@ enum trace_call_field {
 struct trace_call {
 	int fn;			/* enum trace_fn */
 	int64_t tid;		/* kernel thread id */
-	int64_t t_enter_ns;	/* CLOCK_MONOTONIC at entry */
-	int64_t t_return_ns;	/* CLOCK_MONOTONIC at return */
+	int64_t t_enter_ns;	/* CLOCK_MONOTONIC when the real call started */
+	int64_t t_return_ns;	/* CLOCK_MONOTONIC when it returned */
 	int64_t wall_ns;	/* CLOCK_REALTIME at entry, ns since the epoch */
 	int64_t rv;		/* the return code the application got */
 	uint32_t present;	/* enum trace_call_field bits */
@@ -141,6 +144,9 @@ struct trace_call {
 	const struct trace_reader_state *states;
 	size_t n_states;
 	const char *extra;	/* NULL or "key=value key=value" */
+	int64_t shim_ns;	/* the shim's own time in the call besides the real
+				 * call, which t_enter_ns..t_return_ns time alone
+				 * (feature discovery, markers, recording) */
 };
 
 /* A session marker as the shim sent it (leg 1) or the driver forwarded it. */
@@ -204,16 +210,22 @@ struct trace_writer;
 
 struct trace_writer_options {
 	const char *role;		/* "shim", "driver", "bench", ... stored per process */
-	size_t queue_max_events;	/* 0: default (65536) */
-	size_t queue_max_bytes;		/* 0: default (64 MiB) */
+	size_t queue_max_events;	/* events not yet in the trace, at most; 0: default (65536) */
+	size_t queue_max_bytes;		/* the journal's ring; 0: default (8 MiB) */
 	int commit_interval_ms;		/* 0: default (100) */
 	int busy_timeout_ms;		/* 0: default (5000) */
 };
 
 /**
  * Create or open the trace at @p path for writing and start the writer
- * thread.  The file (and its -wal/-shm) is created 0600 and never through
- * a symbolic link.  Failure to open leaves no thread behind.
+ * thread.  The file (and its -wal/-shm, and the journal) is created 0600
+ * and never through a symbolic link; an existing one must be the caller's
+ * own private file (TRACE_E_NOT_PRIVATE).  A trace locked by another
+ * process is waited for by the thread, not here.  A second open of the
+ * same file in one process shares the first one's writer.  Journals of
+ * ended processes are imported.  Failure to open leaves no thread behind.
+ * A process with a writer open must not open the same file through
+ * SQLite otherwise (trace_reader_open refuses with -EBUSY).
  *
  * @param[out] out the writer
  * @param[in] path trace file
@@ -225,13 +237,15 @@ int trace_writer_open(struct trace_writer **out, const char *path,
 		      const struct trace_writer_options *opt);
 
 /*
- * Enqueue one event.  Callable from any thread; never waits for disk, never
- * fails visibly: when the queue is full the event is dropped and counted
- * (a drop record reaches the trace).  After fork() the child's first call
- * opens a connection and a thread of its own.  @p w may be NULL (no-op).
- * errno is preserved.  A fork() while a writer is open waits for the
- * writer's current transaction slice (<= ~50 ms) because the connection is
- * closed before the fork and reopened afterwards (see writer.c).
+ * Record one event: a copy into the process's journal under a short
+ * mutex, no system call.  Callable from any thread; never waits for disk,
+ * never fails visibly: when the journal is full the event is dropped and
+ * counted (a drops row reaches the trace).  After fork() the child's first
+ * call makes a journal and thread of its own (waiting for the journal's
+ * creation only).  @p w may be NULL (no-op).  errno is preserved.  A
+ * fork() while a writer is open waits for the writer thread's current
+ * transaction slice (<= ~50 ms): the thread closes its connection before
+ * the fork and reopens it afterwards (see writer.c).
  */
 void trace_write_call(struct trace_writer *w, const struct trace_call *call);
 void trace_write_marker(struct trace_writer *w, const struct trace_marker *marker);

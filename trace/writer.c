@@ -688,6 +688,10 @@ writer_main(void *arg)
 	 * descriptors in it (see the top of this file). */
 	if (unshare(CLONE_FILES) == 0)
 		close_range(0, ~0U, 0);
+	else
+		warn_once(w, WARN_THREAD, "trace %s: the writer thread cannot have descriptors of"
+			  " its own (%s); the application closing or reusing descriptors may"
+			  " disturb the trace", w->path, strerror(errno));
 	if (thread_open(w) < 0)
 		return NULL;
 	recover_dead(w);

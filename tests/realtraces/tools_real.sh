@@ -174,8 +174,10 @@ pyscard)
 	expect "markers in show" "$(lines " marker (connect|begin-transaction|end-transaction|disconnect) pid=$pid .* SCARD_S_SUCCESS" "$work/show.txt")" 4
 	expect "--function Transmit" "$(show --function Transmit "$trace" | grep -c ' SCardTransmit ')/$(show --function Transmit "$trace" | wc -l)" 3/3
 	show --json "$trace" > "$work/show.json"
+	# A call's time is the real call's (shim_ns apart): the end-transaction
+	# and disconnect markers, sent just before the real call, come first.
 	jexpect "show --json order" "$work/show.json" "' '.join(r.get('fn', r.get('event', '?')) for r in rows)" \
-		"SCardEstablishContext SCardConnect connect SCardTransmit SCardBeginTransaction begin-transaction SCardTransmit SCardTransmit SCardEndTransaction end-transaction SCardDisconnect disconnect SCardReleaseContext"
+		"SCardEstablishContext SCardConnect connect SCardTransmit SCardBeginTransaction begin-transaction SCardTransmit SCardTransmit end-transaction SCardEndTransaction disconnect SCardDisconnect SCardReleaseContext"
 	"$PCSCTAP" stats --json "$trace" > "$work/stats.json" || bed_fail "stats --json"
 	stats_vs_trace
 	jexpect "stats: the client's calls" "$work/stats.json" "(obj['calls'], obj['apdus'], sorted((f['fn'], f['count'], f['errors']) for f in obj['functions']))" \
@@ -234,7 +236,7 @@ interleaved)
 	expect "--pid A: its calls and markers" "$(wc -l < "$work/pa.txt")" $((8 + 4))
 	show --session "$sb" "$trace" > "$work/sb.txt"
 	expect "--session B" "$(grep -oE '(SCard[A-Za-z]+|marker [a-z-]+)' "$work/sb.txt" | tr '\n' ,)" \
-		"SCardConnect,marker connect,SCardTransmit,SCardTransmit,SCardDisconnect,marker disconnect,"
+		"SCardConnect,marker connect,SCardTransmit,SCardTransmit,marker disconnect,SCardDisconnect,"
 	expect "--session B: only B" "$(lines "$PY\[$pb\]" "$work/sb.txt")" 6
 	"$PCSCTAP" stats --json "$trace" > "$work/stats.json" || bed_fail "stats --json"
 	stats_vs_trace
@@ -278,7 +280,7 @@ wire)
 	# card down since the stack started: left out.)
 	order=$(grep -oE "(SCard(Connect|BeginTransaction|Transmit|EndTransaction|Disconnect) |wire (reset|apdu|marker \[RTW 00 00\] (connect|begin-transaction|end-transaction|disconnect))|marker [a-z-]+ pid)" "$work/show.txt" |
 		sed -E 's/ \[RTW 00 00\]//; s/ pid$//; s/ $//' | tr '\n' ,)
-	expect "merged order" "$order" "SCardConnect,marker connect,wire marker connect,SCardBeginTransaction,marker begin-transaction,wire marker begin-transaction,SCardTransmit,wire apdu,SCardEndTransaction,marker end-transaction,wire marker end-transaction,SCardTransmit,wire apdu,SCardDisconnect,marker disconnect,wire marker disconnect,wire reset,"
+	expect "merged order" "$order" "SCardConnect,marker connect,wire marker connect,SCardBeginTransaction,marker begin-transaction,wire marker begin-transaction,SCardTransmit,wire apdu,marker end-transaction,wire marker end-transaction,SCardEndTransaction,SCardTransmit,wire apdu,marker disconnect,wire marker disconnect,SCardDisconnect,wire reset,"
 	show --json "$trace" "$wire" > "$work/show.json"
 	jexpect "merged --json: in time order" "$work/show.json" "[r['t_ns'] for r in rows] == sorted(r['t_ns'] for r in rows)" True
 	jexpect "merged --json: the card got the shim's marker bodies" "$work/show.json" \

@@ -144,7 +144,7 @@ sql_run(const char *path, const char *sql, int readonly)
 	buf[n] = '\0';
 	if (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !n) {
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || (readonly && !n)) {
 		fprintf(stderr, "sqlite3 %s '%s': status %d, output '%s'\n", path, sql, st, buf);
 		return NULL;
 	}

@@ -75,6 +75,18 @@ assert_exactly(int64_t n)
 	cr_assert_str_eq(th_sql_text(th_trace, "PRAGMA integrity_check"), "ok");
 }
 
+/* A trace that another process (sqlite3) holds the write lock of until
+ * th_lock_end(). */
+static void
+trace_locked(void)
+{
+	struct trace_writer *w = NULL;
+
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
+	trace_writer_close(w);
+	cr_assert_eq(th_lock_begin(th_trace, "BEGIN IMMEDIATE"), 0);
+}
+
 /*
  * A process that writes @p n numbered calls and then ends by _exit(0)
  * while another process holds the trace's write lock: nothing of it is in
@@ -87,15 +99,8 @@ dead_journal(int n)
 					     .queue_max_bytes = 256 << 20 };
 	pid_t pid;
 
-	/* The trace exists first (the lock needs it). */
 	cr_assert_eq(trace_recover(th_trace), 0);
-	{
-		struct trace_writer *w = NULL;
-
-		cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
-		trace_writer_close(w);
-	}
-	cr_assert_eq(th_lock_begin(th_trace, "BEGIN IMMEDIATE"), 0);
+	trace_locked();
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -335,13 +340,7 @@ Test(durable, exec_is_recovered_while_the_pid_lives)
 	char c;
 
 	cr_assert_eq(pipe(ready), 0);
-	{
-		struct trace_writer *w = NULL;
-
-		cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
-		trace_writer_close(w);
-	}
-	cr_assert_eq(th_lock_begin(th_trace, "BEGIN IMMEDIATE"), 0);
+	trace_locked();
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -551,4 +550,35 @@ Test(durable, application_locks_survive_the_writer)
 	trace_writer_close(w);
 	close(fd);
 	free(p);
+}
+
+/* Following a trace (show --follow): a process that crashes meanwhile is
+ * imported and seen by the follower's next look. */
+Test(durable, follower_sees_a_crashed_process)
+{
+	struct trace_filter f = { .after_id = -1 };
+	struct trace_reader *r = NULL;
+	struct trace_iter *it = NULL;
+	struct trace_call_row row;
+	int n = 0;
+
+	{
+		struct trace_writer *w = NULL;
+
+		cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
+		trace_writer_close(w);
+	}
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
+	cr_assert_eq(trace_iter_calls(r, &f, &it), 0);
+	cr_assert_eq(trace_iter_call_next(it, &row), 0, "set-up: nothing yet");
+	trace_iter_end(it);
+	usleep(1100000);	/* the follower looks for journals once a second */
+	dead_journal(30);
+	cr_assert_eq(trace_iter_calls(r, &f, &it), 0);
+	while (trace_iter_call_next(it, &row) == 1)
+		n++;
+	trace_iter_end(it);
+	trace_reader_close(r);
+	cr_assert_eq(n, 30);
+	assert_exactly(30);
 }

@@ -252,3 +252,33 @@ Test(schema, writer_refuses_foreign)
 	free(err);
 	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM sqlite_master"), 1);
 }
+
+/*
+ * A version 1 trace (no journals table, no calls.shim_ns) still reads:
+ * the newer column reads as 0; a writer migrates it to version 2.
+ */
+Test(schema, version_1_reads_and_migrates)
+{
+	struct trace_writer *w = NULL;
+	struct trace_reader *r = NULL;
+	struct trace_iter *it = NULL;
+	struct trace_call_row row;
+
+	make_trace();
+	cr_assert_eq(th_sql_exec(th_trace, "ALTER TABLE calls DROP COLUMN shim_ns;"
+				 " DROP TABLE journals; PRAGMA user_version = 1;"), 0);
+	th_sql_exec(th_trace, "INSERT INTO calls(pid, fn, t_enter_ns) VALUES(1, 12, 5)");
+	cr_assert_eq(trace_reader_open(&r, th_trace, NULL, 0), 0);
+	cr_assert_eq(trace_reader_schema_version(r), 1);
+	cr_assert_eq(trace_iter_calls(r, NULL, &it), 0);
+	cr_assert_eq(trace_iter_call_next(it, &row), 1);
+	cr_assert_eq(row.call.fn, 12);
+	cr_assert_eq(row.call.shim_ns, 0);
+	trace_iter_end(it);
+	trace_reader_close(r);
+	cr_assert_eq(trace_writer_open(&w, th_trace, NULL), 0);
+	trace_writer_close(w);
+	cr_assert_eq(th_sql_int(th_trace, "PRAGMA user_version"), 2);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(shim_ns) FROM calls"), 0);
+	cr_assert_eq(th_sql_int(th_trace, "SELECT count(*) FROM journals"), 1);
+}

@@ -32,7 +32,7 @@ Test(writer, every_call_field_round_trips)
 		.t_return_ns = 2000, .wall_ns = 3000, .rv = 0x8010000a,
 		.present = TRACE_HAS_CONTEXT | TRACE_HAS_TIMEOUT,
 		.context = 0xdeadbeef, .timeout = 500, .states = states, .n_states = 2,
-		.extra = "rgReaderStates=2",
+		.extra = "rgReaderStates=2", .shim_ns = 4321,
 	};
 	struct trace_call c2 = {
 		.fn = TRACE_FN_SCardConnect, .tid = 78, .t_enter_ns = 4000, .t_return_ns = 5000,
@@ -58,6 +58,7 @@ Test(writer, every_call_field_round_trips)
 	cr_assert_eq(row.call.tid, 77);
 	cr_assert_eq(row.call.t_enter_ns, 1000);
 	cr_assert_eq(row.call.t_return_ns, 2000);
+	cr_assert_eq(row.call.shim_ns, 4321);
 	cr_assert_eq(row.call.wall_ns, 3000);
 	cr_assert_eq(row.call.rv, 0x8010000a);
 	cr_assert_eq(row.call.present, TRACE_HAS_CONTEXT | TRACE_HAS_TIMEOUT);
