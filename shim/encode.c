@@ -139,17 +139,6 @@ set_in(struct shim_call *c, const void *data, DWORD len, const char *name)
 	set_blob(&c->call.in, data, len);
 }
 
-/* Length of a multi-string including its final NUL, bounded. */
-static size_t
-multistring_len(const char *ms, size_t max)
-{
-	size_t i = 0;
-
-	while (i + 1 < max && (ms[i] || ms[i + 1]))
-		i++;
-	return i + 2 <= max ? i + 2 : max;
-}
-
 /* ---- per function ------------------------------------------------------- */
 
 void
@@ -341,12 +330,40 @@ pre_SCardGetStatusChange(struct shim_call *c, SCARDCONTEXT hContext, DWORD dwTim
 	shim_extra(c, "cReaders=%lu", (unsigned long)cReaders);
 }
 
-/* Results after which the library has walked the whole array. */
+/*
+ * Whether the library went through its event loop, which clears every
+ * entry's dwEventState and sets it anew: after a timeout or a cancel, and
+ * after success unless every entry was SCARD_STATE_IGNORE (it then returns
+ * at once, having read no name).  SCARD_E_UNKNOWN_READER comes from a
+ * check of the names before that loop, which writes nothing and stops at
+ * the first unknown name: the names after it were never read.
+ */
 static bool
-states_valid(LONG rv)
+states_written(LONG rv, const SCARD_READERSTATE *states, DWORD n)
 {
-	return rv == SCARD_S_SUCCESS || rv == SCARD_E_TIMEOUT ||
-	       rv == SCARD_E_CANCELLED || rv == SCARD_E_UNKNOWN_READER;
+	if (rv == SCARD_E_TIMEOUT || rv == SCARD_E_CANCELLED)
+		return true;
+	if (rv != SCARD_S_SUCCESS)
+		return false;
+	for (DWORD i = 0; i < n; i++)
+		if (!(states[i].dwCurrentState & SCARD_STATE_IGNORE))
+			return true;
+	return false;
+}
+
+/*
+ * The ATR of an entry, where the library wrote one: it copies cbAtr and
+ * rgbAtr only for a reader it knows that holds a card, in the same step
+ * that sets SCARD_STATE_PRESENT.  The `\\?PnP?\Notification` entry,
+ * unknown readers and ignored entries keep whatever the application left
+ * there, often uninitialised memory.
+ */
+static void
+set_atr(struct trace_reader_state *st, const SCARD_READERSTATE *r)
+{
+	if (!(r->dwEventState & SCARD_STATE_PRESENT))
+		return;
+	set_blob(&st->atr, r->rgbAtr, r->cbAtr <= sizeof(r->rgbAtr) ? r->cbAtr : sizeof(r->rgbAtr));
 }
 
 void
@@ -355,19 +372,18 @@ post_SCardGetStatusChange(struct shim_call *c, LONG rv, SCARDCONTEXT hContext, D
 {
 	struct trace_reader_state *st;
 
-	if (!rgReaderStates || !cReaders || !states_valid(rv))
+	if (!rgReaderStates || !cReaders || !states_written(rv, rgReaderStates, cReaders))
 		return;
 	st = calloc(cReaders, sizeof(*st));
 	if (!st)
 		return;
 	for (DWORD i = 0; i < cReaders; i++) {
 		const SCARD_READERSTATE *r = &rgReaderStates[i];
-		size_t atr_len = r->cbAtr <= sizeof(r->rgbAtr) ? r->cbAtr : sizeof(r->rgbAtr);
 
 		st[i].reader = r->szReader;
 		st[i].current_state = (uint32_t)r->dwCurrentState;
 		st[i].event_state = (uint32_t)r->dwEventState;
-		set_blob(&st[i].atr, r->rgbAtr, atr_len);
+		set_atr(&st[i], r);
 	}
 	c->call.states = st;
 	c->call.n_states = cReaders;
@@ -477,9 +493,12 @@ void
 pre_SCardListReaders(struct shim_call *c, SCARDCONTEXT hContext, LPCSTR mszGroups,
 		     LPSTR mszReaders, LPDWORD pcchReaders)
 {
+	/*
+	 * mszGroups is not read: pcsc-lite ignores it, and applications pass
+	 * plain C strings that need not end in a double NUL within mapped
+	 * memory.
+	 */
 	set_context(c, hContext);
-	if (mszGroups)
-		set_blob(&c->call.in, mszGroups, multistring_len(mszGroups, 4096));
 	note_null(c, mszReaders, "mszReaders");
 	note_len_in(c, 0, pcchReaders, "pcchReaders");
 }

@@ -13,7 +13,7 @@ packages=(
 	libcriterion-dev clang libclang-rt-14-dev valgrind
 	# the PC/SC stack and the real clients the tests drive
 	pcscd vsmartcard-vpcd vsmartcard-vpicc pcsc-tools opensc iproute2
-	python3-pyscard python3-pycryptodome openjdk-17-jdk-headless
+	python3-pyscard python3-pycryptodome openjdk-17-jdk-headless scdaemon
 	# reading traces and exports
 	sqlite3 tshark
 )

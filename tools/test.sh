@@ -66,7 +66,7 @@ if [ "${PCSCTAP_ASAN:-1}" != 0 ]; then
 	   meson compile -C "$asan_build" >/dev/null; then
 		meson test -C "$asan_build" --no-rebuild --setup asan --suite unit \
 			--print-errorlogs --num-processes 2 || status=1
-		meson test -C "$asan_build" --no-rebuild --setup asane2e --suite e2e \
+		meson test -C "$asan_build" --no-rebuild --setup asane2e --suite e2e --no-suite noasan \
 			--print-errorlogs --num-processes 2 || status=1
 		logs+=("$asan_build/meson-logs/testlog-asan.json" "$asan_build/meson-logs/testlog-asane2e.json")
 	else

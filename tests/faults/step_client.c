@@ -18,7 +18,8 @@
  *     sleep:MS
  * Exit status: 0 when every step returned SCARD_S_SUCCESS, 1 otherwise.
  */
-#include <PCSC/winscard.h>
+#include "client_lines.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,39 +34,14 @@ static int failures;
 static void
 report(const char *step, LONG rv, const BYTE *resp, DWORD len)
 {
-	printf("%s rv=0x%08lX", step, (unsigned long)rv);
-	if (resp && rv == SCARD_S_SUCCESS) {
-		printf(" resp=");
-		for (DWORD i = 0; i < len; i++)
-			printf("%02X", resp[i]);
-	}
-	printf("\n");
-	fflush(stdout);
-	if (rv != SCARD_S_SUCCESS)
-		failures++;
-}
-
-static size_t
-parse_hex(const char *hex, BYTE *out, size_t cap)
-{
-	size_t n = 0;
-
-	while (hex[0] && hex[1] && n < cap) {
-		unsigned v;
-
-		if (sscanf(hex, "%2x", &v) != 1)
-			break;
-		out[n++] = (BYTE)v;
-		hex += 2;
-	}
-	return n;
+	failures += client_line(step, rv, resp, len);
 }
 
 static LONG
 transmit(const char *hex, BYTE *resp, DWORD *len)
 {
 	BYTE apdu[300];
-	size_t n = parse_hex(hex, apdu, sizeof(apdu));
+	size_t n = client_parse_hex(hex, apdu, sizeof(apdu));
 
 	*len = 258;
 	return SCardTransmit(card, SCARD_PCI_T1, apdu, (DWORD)n, NULL, resp, len);

@@ -52,6 +52,12 @@ pcsc_scan)
 	[ "$n" -ge 2 ] || bed_fail "only $n SCardGetStatusChange calls in the trace"
 	expect "reader state with ATR" \
 		"SELECT DISTINCT hex(atr) FROM reader_states WHERE reader = '$BED_READER' AND length(atr) > 0" "3B80800101"
+	# -r asks about the PnP entry, whose ATR the library never sets:
+	# nothing of the application's memory may be recorded as one.
+	"$PCSCTAP" run -o "$BED_TMP/trace-r" -- pcsc_scan -r > "$BED_TMP/out-r" 2>&1 ||
+		bed_fail "pcsc_scan -r failed: $(cat "$BED_TMP/out-r")"
+	trace=$BED_TMP/trace-r expect "PnP entries, with an ATR" \
+		"SELECT count(*) > 0, count(atr) FROM reader_states WHERE reader = '\\\\?PnP?\\Notification'" "1	0"
 	;;
 pyscard)
 	"$PCSCTAP" run -o "$trace" -- /usr/bin/python3 "$SHIM_TESTS/pyscard_client.py" "$BED_READER" ||

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -210,6 +211,29 @@ s_lists(void)
 	rv = SCardListReaders(ctx, "SCard$DefaultReaders\0", buf, &len);
 	out_rv("rv", rv); out_ms("readers", rv ? NULL : buf, len); end();
 
+	/*
+	 * A plain C string as mszGroups (pcsc-lite ignores the argument),
+	 * ending right before an unmapped page: whoever reads it further than
+	 * its NUL faults.
+	 */
+	begin("list readers groups before a guard page");
+	{
+		long page = sysconf(_SC_PAGESIZE);
+		char *two = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (two == MAP_FAILED || mprotect(two + page, page, PROT_NONE)) {
+			printf(" mmap failed");
+		} else {
+			memcpy(two + page - 2, "X", 2);
+			len = sizeof(buf);
+			rv = SCardListReaders(ctx, two + page - 2, buf, &len);
+			out_rv("rv", rv); out_ms("readers", rv ? NULL : buf, len);
+			munmap(two, 2 * page);
+		}
+	}
+	end();
+
 	begin("free memory NULL");
 	out_rv("rv", SCardFreeMemory(ctx, NULL)); end();
 }
@@ -266,11 +290,57 @@ s_status_change(void)
 	rv = SCardGetStatusChange(ctx, 0, st, 1);
 	out_rv("rv", rv); out_dw("event", st[0].dwEventState & 0xFFFF); end();
 
+	/*
+	 * The library stops at the first unknown name: a second entry whose
+	 * name cannot be read is never looked at (the shim must not either).
+	 */
+	begin("status change unknown, then unreadable");
+	{
+		SCARD_READERSTATE two[2];
+		char *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		memset(two, 0, sizeof(two));
+		two[0].szReader = "No Such Reader 00 00";
+		two[1].szReader = page == MAP_FAILED ? reader : page;
+		rv = SCardGetStatusChange(ctx, 0, two, 2);
+		out_rv("rv", rv);
+		if (page != MAP_FAILED)
+			munmap(page, 4096);
+	}
+	end();
+
 	begin("status change pnp notification");
 	st[0].szReader = "\\\\?PnP?\\Notification";
 	st[0].dwCurrentState = 0;
 	rv = SCardGetStatusChange(ctx, 0, st, 1);
 	out_rv("rv", rv); end();
+
+	/*
+	 * The library writes no ATR into the PnP entry nor into an ignored
+	 * one: the shim must not record what the application left there
+	 * (tests/shim/conform.sh checks the trace).
+	 */
+	begin("status change pnp + ignored, ATR left");
+	{
+		SCARD_READERSTATE three[3];
+
+		memset(three, 0, sizeof(three));
+		three[0].szReader = reader;
+		three[0].dwCurrentState = SCARD_STATE_UNAWARE;
+		three[1].szReader = "\\\\?PnP?\\Notification";
+		three[2].szReader = empty_reader;
+		three[2].dwCurrentState = SCARD_STATE_IGNORE;
+		for (int i = 1; i < 3; i++) {
+			three[i].cbAtr = sizeof(three[i].rgbAtr);
+			memset(three[i].rgbAtr, 0xA5, sizeof(three[i].rgbAtr));
+		}
+		rv = SCardGetStatusChange(ctx, 0, three, 3);
+		out_rv("rv", rv); out_state(&three[0]);
+		out_dw("pnp_event", three[1].dwEventState & 0xFFFF);
+		out_hex("pnp_atr", three[1].rgbAtr, three[1].cbAtr);
+		out_dw("ignored_event", three[2].dwEventState & 0xFFFF);
+	}
+	end();
 
 	begin("status change NULL states");
 	out_rv("rv", SCardGetStatusChange(ctx, 0, NULL, 1)); end();

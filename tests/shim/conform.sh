@@ -43,5 +43,19 @@ for v in run replaced; do
 	fi
 done
 [ -s "$work/trace" ] || { echo "FAIL: no trace written under pcsctap run" >&2; status=1; }
+
+# What the traces hold where the library leaves the application's memory
+# alone: no ATR for the PnP and the ignored entry (the client filled them
+# with A5), mszGroups never read.  The reader's own ATR proves that the
+# call and its states were recorded.
+for t in "$work/trace" "$work/trace2"; do
+	got=$("$TRACE_SQL" "$t" "SELECT s.idx, s.reader, coalesce(hex(s.atr), '') FROM reader_states s
+		JOIN calls c ON c.id = s.call_id WHERE c.extra LIKE '%cReaders=3%' ORDER BY s.idx" | tr '\t\n' ',;')
+	want="0,Conform 00 00,3B80800101;1,\\\\?PnP?\\Notification,;2,Conform 00 01,;"
+	[ "$got" = "$want" ] || { echo "FAIL: $t: reader states [$got], expected [$want]" >&2; status=1; }
+	got=$("$TRACE_SQL" "$t" "SELECT count(*), count(data_in) FROM calls WHERE fn = (SELECT id FROM functions WHERE name = 'SCardListReaders')")
+	[ "${got#*	}" = 0 ] && [ "${got%	*}" -ge 7 ] ||
+		{ echo "FAIL: $t: SCardListReaders calls, with data_in: [$got]" >&2; status=1; }
+done
 [ $status = 0 ] && echo "ok: $n scenarios identical without and with the shim"
 exit $status

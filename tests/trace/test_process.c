@@ -278,9 +278,9 @@ Test(process, newcomer_next_to_a_busy_writer)
 		th_write_transmits(w, 0, 10);
 		if (trace_writer_flush(w, 30000) != 0)
 			_exit(3);
-		printf("# newcomer's first flush after %lld ms\n",
-		       (long long)((trace_mono_ns() - t0) / 1000000));
-		fflush(stdout);
+		/* stderr: stdout carries the TAP report. */
+		fprintf(stderr, "newcomer's first flush after %lld ms\n",
+			(long long)((trace_mono_ns() - t0) / 1000000));
 		_exit(0);
 	}
 	cr_assert_eq(wait_bounded(late, 60), 0, "the newcomer failed");
