@@ -606,7 +606,10 @@ static LONG
 fake_GetStatusChange_big_atr(SCARDCONTEXT hContext, DWORD dwTimeout,
 			     SCARD_READERSTATE *rgReaderStates, DWORD cReaders)
 {
-	rgReaderStates[0].cbAtr = 1000;	/* more than rgbAtr holds */
+	/* A card is there (only then the library writes an ATR), and
+	 * more than rgbAtr holds. */
+	rgReaderStates[0].dwEventState = SCARD_STATE_CHANGED | SCARD_STATE_PRESENT;
+	rgReaderStates[0].cbAtr = 1000;
 	return SCARD_S_SUCCESS;
 }
 
@@ -784,8 +787,8 @@ Test(encode, list_readers)
 	fake.len = sizeof(readers_ms);
 	cr_assert_eq(SCardListReaders(0x77, groups_ms, buf, &len), SCARD_S_SUCCESS);
 	expect_recorded(TRACE_FN_SCardListReaders, SCARD_S_SUCCESS);
-	cr_expect_eq(got.call.in.len, sizeof(groups_ms));
-	cr_expect_arr_eq(got.call.in.data, groups_ms, sizeof(groups_ms));
+	/* pcsc-lite ignores mszGroups: the shim does not read it either. */
+	cr_expect_null(got.call.in.data);
 	cr_expect_eq(got.call.out.len, sizeof(readers_ms));
 	cr_expect_arr_eq(got.call.out.data, readers_ms, sizeof(readers_ms));
 }
