@@ -13,6 +13,19 @@ bed_fail() {
 	exit 1
 }
 
+# TAP lines of a script that checks one $scenario: bed_ok TEXT, and
+# bed_expect WHAT GOT WANT (fails the script unless GOT is WANT); bed_n
+# counts them.
+bed_n=0
+bed_ok() {
+	bed_n=$((bed_n + 1))
+	echo "ok $bed_n - $scenario: $*"
+}
+bed_expect() {
+	[ "$2" = "$3" ] || bed_fail "$scenario: $1: got [$2], want [$3]"
+	bed_ok "$1 = $3"
+}
+
 bed_skip() {
 	if [ "${CI:-}" = true ]; then
 		bed_fail "$* (missing dependencies fail under CI=true)"

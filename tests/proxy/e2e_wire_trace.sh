@@ -9,11 +9,6 @@ bed_require pcscd sqlite3
 trace=$(mktemp -u /tmp/pcsctap-wire.XXXXXX.db)
 bed_start --driver pcsctap --driver-opts "markers=on:trace=$trace:presence=${1:-event}"
 "$PROXY_TESTS/e2e_client.py" protocol T1 >/dev/null || bed_fail "client"
-if grep -q 'has no trace writer' "$BED_DIR/pcscd.log"; then
-	# Not a missing dependency: skipped even under CI until trace/ lands.
-	echo "SKIP: the trace writer is not in this build yet (branch trace)" >&2
-	exit 77
-fi
 bed_stop
 [ -f "$trace" ] || bed_fail "no trace file $trace"
 kinds=$(sqlite3 "$trace" "SELECT kind FROM wire ORDER BY t_ns" 2>&1) || bed_fail "cannot read the wire table: $kinds"

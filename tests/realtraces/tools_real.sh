@@ -19,31 +19,21 @@ if [ "$scenario" != opensc-tool ]; then
 	/usr/bin/python3 -c 'import smartcard' 2>/dev/null || bed_skip "pyscard is not installed"
 fi
 [ -f "${PCSCTAP_DRIVER:-}" ] || bed_skip "the pcsctap driver is not built"
-n=0
 # What the traces name a python3 process: the base name of /proc/PID/exe.
 PY=$(basename "$(readlink -f /usr/bin/python3)")
 
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $scenario: $*"
-}
-# expect WHAT GOT WANT
-expect() {
-	[ "$2" = "$3" ] || bed_fail "$scenario: $1: got [$2], want [$3]"
-	ok "$1 = $3"
-}
 show() { "$PCSCTAP" show --color never "$@"; }
 # jexpect WHAT FILE EXPR WANT: a Python expression on JSON lines.
 jexpect() {
 	local got
 	got=$("$RT_TESTS/rt_check.py" json "$2" "$3") || bed_fail "$scenario: $1: cannot evaluate $3"
-	expect "$1" "$got" "$4"
+	bed_expect "$1" "$got" "$4"
 }
 # texpect WANT FILE FILTER: the number of frames matching a display filter.
 texpect() {
 	local got
 	got=$(tshark -r "$2" -2 -Y "$3" -T fields -e frame.number 2>/dev/null | wc -l)
-	expect "$(basename "$2"): $3" "$got" "$1"
+	bed_expect "$(basename "$2"): $3" "$got" "$1"
 }
 # lines PATTERN FILE: how many lines of FILE match the extended regexp.
 lines() { grep -cE -- "$1" "$2"; }
@@ -62,7 +52,7 @@ stats_vs_trace() {
 	want=$(q "SELECT f.name, count(*), sum(c.rv != 0) FROM calls c JOIN functions f ON f.id = c.fn GROUP BY f.name ORDER BY f.name")
 	got=$("$RT_TESTS/rt_check.py" json "$work/stats.json" \
 		"'\n'.join('%s\t%d\t%d' % (f['fn'], f['count'], f['errors']) for f in sorted(obj['functions'], key=lambda f: f['fn']))")
-	expect "stats --json per function = the trace's calls" "$got" "$want"
+	bed_expect "stats --json per function = the trace's calls" "$got" "$want"
 }
 # export_all: pcapng and pcap of $trace (and more traces given).
 export_all() {
@@ -100,27 +90,27 @@ opensc-tool)
 		"[(r['process'], r['pid'], r['reader'], r['share'], r['protocol'], r['apdus'], r['transactions'], r['disposition_name'], r['markers']) for r in rows]" \
 		"[('opensc-tool', $pid, '$BED_READER', 'SHARED', 'T1', 0, 0, 'LEAVE', 2), ('opensc-tool', $pid, '$BED_READER2', 'DIRECT', 'UNDEFINED', 0, 0, 'LEAVE', 0), ('opensc-tool', $pid, '$BED_READER', 'SHARED', 'T1', 6, 6, 'LEAVE', 14)]"
 	"$PCSCTAP" sessions "$trace" > "$work/sessions.txt"
-	expect "sessions text" "$(tail -n 1 "$work/sessions.txt")" "3 sessions"
+	bed_expect "sessions text" "$(tail -n 1 "$work/sessions.txt")" "3 sessions"
 	sid=$("$RT_TESTS/rt_check.py" json "$work/sessions.json" "rows[2]['id']")
 
 	# The timeline: APDUs decoded, SELECT named, SW meanings.
 	show "$trace" > "$work/show.txt" || bed_fail "show"
-	expect "Transmit lines" "$(lines ' SCardTransmit ' "$work/show.txt")" 6
-	expect "our SELECT decoded" "$(lines "opensc-tool\[$pid\] .* SCardTransmit .* T1 > SELECT 00 A4 04 00 Le=256 < 9000 success " "$work/show.txt")" 1
-	expect "SELECTs named" "$(lines ' SCardTransmit .* > SELECT 00 A4 04 00 ' "$work/show.txt")" 3
-	expect "READ BINARY and 6A82 decoded" \
+	bed_expect "Transmit lines" "$(lines ' SCardTransmit ' "$work/show.txt")" 6
+	bed_expect "our SELECT decoded" "$(lines "opensc-tool\[$pid\] .* SCardTransmit .* T1 > SELECT 00 A4 04 00 Le=256 < 9000 success " "$work/show.txt")" 1
+	bed_expect "SELECTs named" "$(lines ' SCardTransmit .* > SELECT 00 A4 04 00 ' "$work/show.txt")" 3
+	bed_expect "READ BINARY and 6A82 decoded" \
 		"$(lines ' SCardTransmit .* > READ BINARY 00 B0 00 00 Le=4 < 6A82 .*not found' "$work/show.txt")" 1
-	expect "markers in show" "$(lines " marker (connect|disconnect|begin-transaction|end-transaction) pid=$pid " "$work/show.txt")" 18
+	bed_expect "markers in show" "$(lines " marker (connect|disconnect|begin-transaction|end-transaction) pid=$pid " "$work/show.txt")" 18
 	show --function SCardTransmit "$trace" > "$work/f.txt"
-	expect "--function SCardTransmit" "$(wc -l < "$work/f.txt")/$(lines ' SCardTransmit ' "$work/f.txt")" 6/6
+	bed_expect "--function SCardTransmit" "$(wc -l < "$work/f.txt")/$(lines ' SCardTransmit ' "$work/f.txt")" 6/6
 	show --session "$sid" "$trace" > "$work/s.txt"
-	expect "--session: transmits" "$(lines ' SCardTransmit ' "$work/s.txt")" 6
-	expect "--session: markers" "$(lines ' marker ' "$work/s.txt")" 14
-	expect "--session: nothing of the other sessions" "$(lines ' SCardConnect ' "$work/s.txt")/$(lines 'GetStatusChange' "$work/s.txt")" 1/0
+	bed_expect "--session: transmits" "$(lines ' SCardTransmit ' "$work/s.txt")" 6
+	bed_expect "--session: markers" "$(lines ' marker ' "$work/s.txt")" 14
+	bed_expect "--session: nothing of the other sessions" "$(lines ' SCardConnect ' "$work/s.txt")/$(lines 'GetStatusChange' "$work/s.txt")" 1/0
 	show --pid "$pid" "$trace" > "$work/p.txt"
-	expect "--pid" "$(wc -l < "$work/p.txt")" "$(lines "opensc-tool\[$pid\]" "$work/p.txt")"
-	expect "--pid: every call" "$(lines ' SCard' "$work/p.txt")" "$(q "SELECT count(*) FROM calls")"
-	expect "--pid of another process" "$(show --pid 1 "$trace" | wc -l)" 0
+	bed_expect "--pid" "$(wc -l < "$work/p.txt")" "$(lines "opensc-tool\[$pid\]" "$work/p.txt")"
+	bed_expect "--pid: every call" "$(lines ' SCard' "$work/p.txt")" "$(q "SELECT count(*) FROM calls")"
+	bed_expect "--pid of another process" "$(show --pid 1 "$trace" | wc -l)" 0
 	show --json "$trace" > "$work/show.json"
 	jexpect "show --json APDUs" "$work/show.json" \
 		"[(r['apdu'].get('ins_name') or r['in'], r['sw'], r['sw_meaning'] != '') for r in rows if r.get('fn') == 'SCardTransmit']" \
@@ -136,7 +126,7 @@ opensc-tool)
 	jexpect "stats: SW" "$work/stats.json" "sorted((s['sw'], s['count']) for s in obj['sw'])" "[('6A82', 1), ('9000', 5)]"
 	jexpect "stats: SELECT" "$work/stats.json" "[i['count'] for i in obj['ins'] if i.get('name') == 'SELECT']" "[3]"
 	"$PCSCTAP" stats "$trace" > "$work/stats.txt"
-	expect "stats text" "$(tail -n 1 "$work/stats.txt")" "$(q "SELECT count(*) FROM calls") calls, 6 APDUs"
+	bed_expect "stats text" "$(tail -n 1 "$work/stats.txt")" "$(q "SELECT count(*) FROM calls") calls, 6 APDUs"
 
 	export_all
 	F=$work/t.pcapng
@@ -168,11 +158,11 @@ pyscard)
 		"[(r['process'], r['pid'], r['reader'], r['share'], r['protocol'], r['preferred_protocols'], r['apdus'], r['transactions'], r['disposition_name'], r['markers']) for r in rows]" \
 		"[('$PY', $pid, '$BED_READER', 'SHARED', 'T1', 3, 3, 1, 'RESET', 4)]"
 	show "$trace" > "$work/show.txt" || bed_fail "show"
-	expect "SELECT decoded" "$(lines "$PY\[$pid\] .* SCardTransmit .* T1 > SELECT 00 A4 04 00 Le=256 < 9000 success " "$work/show.txt")" 1
-	expect "READ BINARY, 6A82 decoded" "$(lines ' SCardTransmit .* > READ BINARY 00 B0 00 00 Le=4 < 6A82 .*not found' "$work/show.txt")" 1
-	expect "GET DATA decoded" "$(lines ' SCardTransmit .* > GET DATA 00 CA 01 01 Le=256 < 9000 success \(2 bytes\) 0102 ' "$work/show.txt")" 1
-	expect "markers in show" "$(lines " marker (connect|begin-transaction|end-transaction|disconnect) pid=$pid .* SCARD_S_SUCCESS" "$work/show.txt")" 4
-	expect "--function Transmit" "$(show --function Transmit "$trace" | grep -c ' SCardTransmit ')/$(show --function Transmit "$trace" | wc -l)" 3/3
+	bed_expect "SELECT decoded" "$(lines "$PY\[$pid\] .* SCardTransmit .* T1 > SELECT 00 A4 04 00 Le=256 < 9000 success " "$work/show.txt")" 1
+	bed_expect "READ BINARY, 6A82 decoded" "$(lines ' SCardTransmit .* > READ BINARY 00 B0 00 00 Le=4 < 6A82 .*not found' "$work/show.txt")" 1
+	bed_expect "GET DATA decoded" "$(lines ' SCardTransmit .* > GET DATA 00 CA 01 01 Le=256 < 9000 success \(2 bytes\) 0102 ' "$work/show.txt")" 1
+	bed_expect "markers in show" "$(lines " marker (connect|begin-transaction|end-transaction|disconnect) pid=$pid .* SCARD_S_SUCCESS" "$work/show.txt")" 4
+	bed_expect "--function Transmit" "$(show --function Transmit "$trace" | grep -c ' SCardTransmit ')/$(show --function Transmit "$trace" | wc -l)" 3/3
 	show --json "$trace" > "$work/show.json"
 	# A call's time is the real call's (shim_ns apart): the end-transaction
 	# and disconnect markers, sent just before the real call, come first.
@@ -227,17 +217,17 @@ interleaved)
 	jexpect "the sessions overlap" "$work/sessions.json" "rows[1]['start_ns'] < rows[0]['end_ns'] < rows[1]['end_ns']" True
 	sb=$("$RT_TESTS/rt_check.py" json "$work/sessions.json" "rows[1]['id']")
 	"$PCSCTAP" sessions --pid "$pb" "$trace" > "$work/sp.txt"
-	expect "sessions --pid" "$(tail -n 1 "$work/sp.txt")" "1 session"
+	bed_expect "sessions --pid" "$(tail -n 1 "$work/sp.txt")" "1 session"
 	show --function SCardTransmit "$trace" > "$work/f.txt"
-	expect "transmits interleaved" "$(sed -E 's/^.*\[([0-9]+)\] .* > ([A-Z ]+) [0-9A-F]{2} .*$/\1 \2/' "$work/f.txt" | tr '\n' ,)" \
+	bed_expect "transmits interleaved" "$(sed -E 's/^.*\[([0-9]+)\] .* > ([A-Z ]+) [0-9A-F]{2} .*$/\1 \2/' "$work/f.txt" | tr '\n' ,)" \
 		"$pa SELECT,$pb GET DATA,$pa READ BINARY,$pb SELECT,"
 	show --pid "$pa" "$trace" > "$work/pa.txt"
-	expect "--pid A: only A" "$(wc -l < "$work/pa.txt")" "$(lines "^ *\+[0-9.]+ $PY\[$pa\] " "$work/pa.txt")"
-	expect "--pid A: its calls and markers" "$(wc -l < "$work/pa.txt")" $((8 + 4))
+	bed_expect "--pid A: only A" "$(wc -l < "$work/pa.txt")" "$(lines "^ *\+[0-9.]+ $PY\[$pa\] " "$work/pa.txt")"
+	bed_expect "--pid A: its calls and markers" "$(wc -l < "$work/pa.txt")" $((8 + 4))
 	show --session "$sb" "$trace" > "$work/sb.txt"
-	expect "--session B" "$(grep -oE '(SCard[A-Za-z]+|marker [a-z-]+)' "$work/sb.txt" | tr '\n' ,)" \
+	bed_expect "--session B" "$(grep -oE '(SCard[A-Za-z]+|marker [a-z-]+)' "$work/sb.txt" | tr '\n' ,)" \
 		"SCardConnect,marker connect,SCardTransmit,SCardTransmit,marker disconnect,SCardDisconnect,"
-	expect "--session B: only B" "$(lines "$PY\[$pb\]" "$work/sb.txt")" 6
+	bed_expect "--session B: only B" "$(lines "$PY\[$pb\]" "$work/sb.txt")" 6
 	"$PCSCTAP" stats --json "$trace" > "$work/stats.json" || bed_fail "stats --json"
 	stats_vs_trace
 	jexpect "stats per process" "$work/stats.json" "sorted((p['pid'], p['calls'], p['errors'], p['apdus']) for p in obj['processes'])" \
@@ -268,29 +258,29 @@ wire)
 	wire=$work/wire
 	[ -f "$wire" ] || bed_fail "the driver wrote no wire trace"
 	W() { "$TRACE_SQL" "$wire" "$1"; }
-	expect "wire APDUs" "$(W "SELECT hex(sent), hex(received) FROM wire WHERE kind = 256 ORDER BY t_ns" | tr '\n\t' ', ')" \
+	bed_expect "wire APDUs" "$(W "SELECT hex(sent), hex(received) FROM wire WHERE kind = 256 ORDER BY t_ns" | tr '\n\t' ', ')" \
 		"00A4040000 9000,00B0000004 6A82,"
 	show "$trace" "$wire" > "$work/show.txt" || bed_fail "show SHIM WIRE"
-	expect "merged: wire APDUs decoded" \
+	bed_expect "merged: wire APDUs decoded" \
 		"$(lines "pcscd\[[0-9]+\] wire apdu \[RTW 00 00\] > SELECT 00 A4 04 00 Le=256 < 9000 success" "$work/show.txt")/$(lines "wire apdu \[RTW 00 00\] > READ BINARY 00 B0 00 00 Le=4 < 6A82 " "$work/show.txt")" 1/1
-	expect "merged: wire markers" "$(lines "wire marker \[RTW 00 00\] (connect|begin-transaction|end-transaction|disconnect) pid=$pid " "$work/show.txt")" 4
+	bed_expect "merged: wire markers" "$(lines "wire marker \[RTW 00 00\] (connect|begin-transaction|end-transaction|disconnect) pid=$pid " "$work/show.txt")" 4
 	# Merged by time: what pcscd did for a call comes after the call
 	# entered, and each wire marker after the shim's marker of that seq.
 	# (Power-on, ATR and protocol depend on whether pcscd had powered the
 	# card down since the stack started: left out.)
 	order=$(grep -oE "(SCard(Connect|BeginTransaction|Transmit|EndTransaction|Disconnect) |wire (reset|apdu|marker \[RTW 00 00\] (connect|begin-transaction|end-transaction|disconnect))|marker [a-z-]+ pid)" "$work/show.txt" |
 		sed -E 's/ \[RTW 00 00\]//; s/ pid$//; s/ $//' | tr '\n' ,)
-	expect "merged order" "$order" "SCardConnect,marker connect,wire marker connect,SCardBeginTransaction,marker begin-transaction,wire marker begin-transaction,SCardTransmit,wire apdu,marker end-transaction,wire marker end-transaction,SCardEndTransaction,SCardTransmit,wire apdu,marker disconnect,wire marker disconnect,SCardDisconnect,wire reset,"
+	bed_expect "merged order" "$order" "SCardConnect,marker connect,wire marker connect,SCardBeginTransaction,marker begin-transaction,wire marker begin-transaction,SCardTransmit,wire apdu,marker end-transaction,wire marker end-transaction,SCardEndTransaction,SCardTransmit,wire apdu,marker disconnect,wire marker disconnect,SCardDisconnect,wire reset,"
 	show --json "$trace" "$wire" > "$work/show.json"
 	jexpect "merged --json: in time order" "$work/show.json" "[r['t_ns'] for r in rows] == sorted(r['t_ns'] for r in rows)" True
 	jexpect "merged --json: the card got the shim's marker bodies" "$work/show.json" \
 		"[r['body'] for r in rows if r['type'] == 'marker'] == [r['sent'] for r in rows if r.get('kind') == 'marker' and not r['sent'].startswith('0106')]" True
 	jexpect "merged --json: APDUs on both sides" "$work/show.json" \
 		"[(r['in'], r['out']) for r in rows if r.get('fn') == 'SCardTransmit'] == [(r['sent'], r['received']) for r in rows if r.get('kind') == 'apdu']" True
-	expect "merged --pid: no wire lines" "$(show --pid "$pid" "$trace" "$wire" | grep -c ' wire ')" 0
-	expect "merged --reader" "$(show --reader "RTW 00 00" "$trace" "$wire" | grep -cE ' wire apdu | SCardTransmit ')" 4
+	bed_expect "merged --pid: no wire lines" "$(show --pid "$pid" "$trace" "$wire" | grep -c ' wire ')" 0
+	bed_expect "merged --reader" "$(show --reader "RTW 00 00" "$trace" "$wire" | grep -cE ' wire apdu | SCardTransmit ')" 4
 	"$PCSCTAP" sessions "$trace" "$wire" > "$work/sessions.txt" || bed_fail "sessions SHIM WIRE"
-	expect "merged sessions" "$(tail -n 1 "$work/sessions.txt")" "1 session"
+	bed_expect "merged sessions" "$(tail -n 1 "$work/sessions.txt")" "1 session"
 	"$PCSCTAP" stats --json "$trace" "$wire" > "$work/stats.json" || bed_fail "stats SHIM WIRE"
 	stats_vs_trace
 	export_all "$wire"
@@ -302,8 +292,8 @@ wire)
 	texpect "$(W "SELECT count(*) FROM wire WHERE kind = 5")" "$F" 'syslog.msg contains "wire marker"'
 	texpect 4 "$F" 'syslog.msg contains " marker " && !(syslog.msg contains "wire marker")'
 	ifaces=$(tshark -r "$F" -T fields -e frame.interface_name 2>/dev/null | sort -u | tr '\n' '|')
-	expect "interfaces" "$ifaces" "PC/SC|RTW 00 00|RTW 00 00 [driver]|"
+	bed_expect "interfaces" "$ifaces" "PC/SC|RTW 00 00|RTW 00 00 [driver]|"
 	;;
 esac
 [ "$(q "SELECT count(*) FROM drops")" = 0 ] || bed_fail "the trace writer dropped events: $(q "SELECT * FROM drops")"
-echo "ok - $scenario: $n checks"
+echo "ok - $scenario: $bed_n checks"
