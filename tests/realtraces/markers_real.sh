@@ -119,4 +119,16 @@ pcsc_scan)
 	;;
 esac
 [ "$("$TRACE_SQL" "$trace" "SELECT count(*) FROM drops")" = 0 ] || bed_fail "the trace writer dropped events"
+# The shim's own work (discovery, marker round trips) is its own figure,
+# not the real call's: stats shows it per function.
+if [ "$client" != pcsc_scan ]; then
+	"$PCSCTAP" stats --json "$trace" | /usr/bin/python3 -c '
+import json, sys
+f = {x["fn"]: x for x in json.load(sys.stdin)["functions"]}
+c = f["SCardConnect"]
+assert c["shim_ns"] > 0, c
+assert f["SCardTransmit"]["shim_ns"] >= 0
+' || bed_fail "$client: stats shows no shim time for SCardConnect"
+	"$PCSCTAP" stats "$trace" | grep -q '^FUNCTION .* SHIM MEAN$' || bed_fail "stats: no SHIM MEAN column"
+fi
 echo "ok - $client: markers"

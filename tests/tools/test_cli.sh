@@ -134,6 +134,7 @@ f = {x["fn"]: x for x in o["functions"]}
 assert f["SCardTransmit"]["count"] == 102
 assert 0 < f["SCardTransmit"]["p50_ns"] <= f["SCardTransmit"]["p99_ns"] <= f["SCardTransmit"]["max_ns"]
 assert o["apdus"] == 102
+assert f["SCardTransmit"]["shim_ns"] >= 0
 ' "$T/out"
 
 # errors: one line on stderr, distinct exit codes
