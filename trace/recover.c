@@ -3,6 +3,7 @@
  */
 #include "recover.h"
 #include "store.h"
+#include "sys.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,27 +87,86 @@ left_reason(int err)
 	}
 }
 
-/* Import @p j (dead) slice by slice; 1 when it is wholly in the trace. */
+/*
+ * Recoverers take turns per journal: the one that holds the journal's
+ * flock imports it to the end, slice after slice (or dies, and the kernel
+ * drops the lock).  The claim is taken only inside a transaction, so that
+ * a holder never waits for SQLite's write lock before its first slice;
+ * the others wait for the claim to be free, polled often (SQLite's
+ * backing-off busy handler seldom wins the short gap between two slices),
+ * and one still refused after CLAIM_WAIT_MS leaves the journal to its
+ * holder.  Exactly once does not rest on this (the journals table does):
+ * a journal whose claim cannot be opened is imported without one.
+ */
+enum { CLAIM_WAIT_MS = 5000 };
+
+/* The descriptor to claim @p path by, not locked yet; -ENOENT when it is
+ * gone or was replaced (another recoverer was quicker). */
 static int
-import_one(struct recover_run *run, struct journal *j, int *sqlrc)
+claim_open(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat st;
+	int fd = trace_sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (trace_sys.fstat(fd, &st) < 0 || st.st_dev != dev || st.st_ino != ino) {
+		trace_sys.close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
+/* Wait until nobody holds the claim of @p fd; -EBUSY if somebody still
+ * does after CLAIM_WAIT_MS. */
+static int
+claim_wait_free(int fd)
+{
+	int64_t end = trace_mono_ns() + (int64_t)CLAIM_WAIT_MS * 1000000;
+
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			return 0;
+		if (trace_mono_ns() >= end)
+			return -EBUSY;
+		usleep(1000);
+	}
+	flock(fd, LOCK_UN);
+	return 0;
+}
+
+enum import_result { IMPORT_PARTLY, IMPORT_WHOLE, IMPORT_CLAIMED };
+
+/* Import @p j (dead) slice by slice, claimed by @p claim_fd (-1: none). */
+static enum import_result
+import_one(struct recover_run *run, struct journal *j, int claim_fd, int *sqlrc)
 {
 	struct ingest *in = run->in;
 	const struct journal_header *h = j->hdr;
 	struct ingest_mark m;
 	uint64_t events;
 	char state[128];
-	int found, corrupt = 0;
+	int found, corrupt = 0, held = 0;
 	int rc;
 
 	if (h->tail > h->head || h->head - h->tail > j->capacity) {
 		corrupt = 1;
 		trace_warnf("journal %s: damaged header; not imported", j->path);
-		return 1;
+		return IMPORT_WHOLE;
 	}
 	for (;;) {
+		if (claim_fd >= 0 && !held && claim_wait_free(claim_fd) < 0)
+			return IMPORT_CLAIMED;
 		rc = run->ops->begin(run->ops->ctx);
 		if (rc != SQLITE_OK)
 			goto fail;
+		if (claim_fd >= 0 && !held) {
+			if (flock(claim_fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+				ingest_run(in, IS_ROLLBACK);
+				continue;	/* taken meanwhile: wait for it again */
+			}
+			held = 1;
+		}
 		in->pid = h->pid;
 		rc = ingest_mark_get(in, h->id, &m, &found);
 		if (rc != SQLITE_OK)
@@ -133,10 +195,10 @@ import_one(struct recover_run *run, struct journal *j, int *sqlrc)
 				    " the rest is not imported (noted in the journals table)",
 				    j->path, (unsigned long long)(m.imported - h->tail),
 				    (unsigned long long)(h->head - h->tail));
-			return 1;
+			return IMPORT_WHOLE;
 		}
 		if (m.imported == h->head)
-			return 1;
+			return IMPORT_WHOLE;
 		if (run->ops->between)
 			run->ops->between(run->ops->ctx);
 	}
@@ -145,7 +207,7 @@ rollback:
 		ingest_run(in, IS_ROLLBACK);
 fail:
 	*sqlrc = rc;
-	return 0;
+	return IMPORT_PARTLY;
 }
 
 static int
@@ -156,7 +218,7 @@ visit_recover(void *arg, const char *path, uint64_t id)
 	dev_t dev;
 	ino_t ino;
 	int sqlrc = SQLITE_OK;
-	int err;
+	int err, claim_fd;
 
 	if (id == run->own_id)
 		return 0;
@@ -172,10 +234,22 @@ visit_recover(void *arg, const char *path, uint64_t id)
 		run->stats->live++;
 		goto out;
 	}
-	if (import_one(run, &j, &sqlrc)) {
+	claim_fd = claim_open(path, dev, ino);
+	if (claim_fd == -ENOENT)
+		goto out;
+	switch (import_one(run, &j, claim_fd, &sqlrc)) {
+	case IMPORT_WHOLE:
 		run->stats->journals++;
 		unlink(path);
+		break;
+	case IMPORT_CLAIMED:
+		run->stats->claimed++;
+		break;
+	case IMPORT_PARTLY:
+		break;
 	}
+	if (claim_fd >= 0)
+		trace_sys.close(claim_fd);
 out:
 	journal_release(&j, 0);
 	return sqlrc;

@@ -24,6 +24,7 @@ struct recover_stats {
 	uint64_t events;	/* events imported */
 	unsigned live;		/* journals of live processes, left alone */
 	unsigned left;		/* journals left alone for another reason (warned) */
+	unsigned claimed;	/* journals another recoverer was importing, left to it */
 };
 
 /*
