@@ -118,9 +118,10 @@ claim_open(const char *path, dev_t dev, ino_t ino)
 }
 
 /* Wait until nobody holds the claim of @p fd; -EBUSY if somebody still
- * does after CLAIM_WAIT_MS. */
+ * does after CLAIM_WAIT_MS.  Yields through @p ops meanwhile (a writer
+ * thread must answer fork() at once). */
 static int
-claim_wait_free(int fd)
+claim_wait_free(int fd, const struct recover_ops *ops)
 {
 	int64_t end = trace_mono_ns() + (int64_t)CLAIM_WAIT_MS * 1000000;
 
@@ -129,6 +130,8 @@ claim_wait_free(int fd)
 			return 0;
 		if (trace_mono_ns() >= end)
 			return -EBUSY;
+		if (ops->between)
+			ops->between(ops->ctx);
 		usleep(1000);
 	}
 	flock(fd, LOCK_UN);
@@ -155,7 +158,7 @@ import_one(struct recover_run *run, struct journal *j, int claim_fd, int *sqlrc)
 		return IMPORT_WHOLE;
 	}
 	for (;;) {
-		if (claim_fd >= 0 && !held && claim_wait_free(claim_fd) < 0)
+		if (claim_fd >= 0 && !held && claim_wait_free(claim_fd, run->ops) < 0)
 			return IMPORT_CLAIMED;
 		rc = run->ops->begin(run->ops->ctx);
 		if (rc != SQLITE_OK)
