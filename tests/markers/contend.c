@@ -30,7 +30,7 @@
  * before its SCardDisconnect, meets the transaction.  The holder ends it
  * only once CARD_LOG shows that marker or the guest says its disconnect
  * returned ("returned"), and prints "cue PID HANDLE HOW" (HOW: marker or
- * returned; gone or no-log when the cue failed).
+ * returned; gone, no-log or lost when the cue failed).
  * A disconnect(RESET) waits for the transaction's end in pcscd, so there
  * only the card log ends it.
  *
@@ -125,6 +125,8 @@ disconnect_card(SCARDHANDLE card, DWORD how)
 
 /* A cue message: "PID HANDLE" (hex), "holding" or "returned". */
 #define CUE_MAX 64
+/* How long a holder serving a cue waits for its marker at most (s). */
+#define CUE_GIVE_UP_S 60
 /* How often a holder serving a cue reads the card log. */
 #define CUE_POLL_MS 2
 
@@ -275,7 +277,14 @@ serve_cue(struct cue *cue, const char *card_log)
 		cue_fail("answering a guest");
 		how = "gone";
 	}
-	while (!how) {
+	/* A marker lost on a disconnect(RESET) would leave both waiting: the
+	 * guest in pcscd for this transaction, this for the marker.  Give up
+	 * long after any delivery ("lost"), so the test fails instead of hanging. */
+	for (double give_up = now_us() + CUE_GIVE_UP_S * 1e6; !how;) {
+		if (now_us() > give_up) {
+			how = "lost";
+			break;
+		}
 		/* Complete lines only: the card may be writing the last one. */
 		clearerr(log);
 		if (fseek(log, pos, SEEK_SET) < 0)
