@@ -244,6 +244,12 @@ uint32_t sidechannel_token(const struct slot *s);
 #define OCC_PCSCD_SOCKET SIDE_SOCKET_DIR "/pcscd.comm"
 #define OCC_FAST_MS 5
 #define OCC_SLOW_MS DRIVER_POLL_PERIOD_MS
+/*
+ * After a wake-up (a power-up, pcscd's last SCardDisconnect) the state
+ * changes within microseconds: poll every OCC_BURST_MS for OCC_BURST_SPAN_MS.
+ */
+#define OCC_BURST_MS 1
+#define OCC_BURST_SPAN_MS 10
 /* Bound for each exchange with pcscd (one round trip). */
 #define OCC_IO_MS 100
 /* Connection attempts while pcscd does not serve yet: 10 ms doubling to 1 s. */
@@ -341,6 +347,12 @@ void occupancy_stop(struct slot *s);
  * no lock.
  */
 void occupancy_power(struct slot *s, bool on);
+
+/*
+ * pcscd's last SCardDisconnect calls its stop function (ifd.c) just before
+ * it publishes the reader free: look now.  Takes no lock.
+ */
+void occupancy_nudge(struct slot *s);
 
 /*
  * Before an APDU or a forwarded marker, without the slot lock: a reader not

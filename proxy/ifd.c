@@ -188,6 +188,8 @@ stop_waiting(DWORD Lun)
 	if (!s)
 		return IFD_COMMUNICATION_ERROR;
 	presence_stop(s);
+	/* On the last SCardDisconnect pcscd publishes the reader free next. */
+	occupancy_nudge(s);
 	return IFD_SUCCESS;
 }
 

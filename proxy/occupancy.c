@@ -388,6 +388,7 @@ static void *
 watch(void *arg)
 {
 	struct occupancy *o = arg;
+	int64_t burst_end = 0;
 
 	while (!__atomic_load_n(&o->stop, __ATOMIC_ACQUIRE)) {
 		struct pollfd pfd = { .fd = o->wake_fd, .events = POLLIN };
@@ -402,11 +403,16 @@ watch(void *arg)
 			ms = ms_until(o->next_connect_ns) > OCC_SLOW_MS ? OCC_SLOW_MS :
 			     ms_until(o->next_connect_ns) < OCC_BACKOFF_MIN_MS ? OCC_BACKOFF_MIN_MS :
 			     ms_until(o->next_connect_ns);
+		else if (trace_mono_ns() < burst_end)
+			ms = OCC_BURST_MS;
 		else
 			ms = fast ? OCC_FAST_MS : OCC_SLOW_MS;
 		pthread_mutex_unlock(&o->lock);
-		if (poll(&pfd, 1, ms) > 0 && read(o->wake_fd, &v, sizeof(v)) < 0) {
-			/* EAGAIN: another reader drained it. */
+		if (poll(&pfd, 1, ms) > 0) {
+			if (read(o->wake_fd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: nothing to drain. */
+			}
+			burst_end = trace_mono_ns() + (int64_t)OCC_BURST_SPAN_MS * 1000000;
 		}
 	}
 	return NULL;
@@ -493,6 +499,15 @@ occupancy_power(struct slot *s, bool on)
 		return;
 	__atomic_store_n(&o->powered_gen, on ? s->generation : 0, __ATOMIC_RELEASE);
 	if (on)
+		wake(o);
+}
+
+void
+occupancy_nudge(struct slot *s)
+{
+	struct occupancy *o = __atomic_load_n(&s->occ, __ATOMIC_ACQUIRE);
+
+	if (o)
 		wake(o);
 }
 
