@@ -52,7 +52,7 @@ struct occupancy {
 	int64_t next_connect_ns;
 	enum occ_state announced;
 	unsigned generation;	/* the slot generation that @announced is for */
-	bool ambiguous;		/* logged once until it resolves */
+	int lost;		/* the last failed lookup, logged once (0: found) */
 	struct pcscd_reader_state states[PCSCD_MAX_READERS];
 };
 
@@ -358,11 +358,14 @@ refresh(struct occupancy *o, bool before_use)
 		id.atr = s->atr;
 		id.atr_len = s->atr_len;
 		idx = occupancy_find(o->states, PCSCD_MAX_READERS, &id);
-		if (idx == -EAGAIN && !o->ambiguous)
-			driver_log(DRIVER_LOG_ERROR, "pcsctap: occupancy of port %u: several readers "
-				   "end in \"%s\" with this card; nothing sent until one does "
-				   "(set name= to the FRIENDLYNAME)", s->port, id.suffix);
-		o->ambiguous = idx == -EAGAIN;
+		if (idx < 0 && idx != o->lost)
+			driver_log(DRIVER_LOG_ERROR, "pcsctap: occupancy of port %u: %s \"%s\"; "
+				   "nothing sent until %s", s->port,
+				   idx == -EAGAIN ? "several readers with this card end in" :
+				   id.exact ? "pcscd publishes no reader named" :
+				   "pcscd publishes no reader ending in", id.exact ? id.exact : id.suffix,
+				   idx == -EAGAIN ? "one does (set name= to the FRIENDLYNAME)" : "it does");
+		o->lost = idx < 0 ? idx : 0;
 	}
 	if (idx >= 0) {
 		sharing = o->states[idx].sharing;
@@ -371,8 +374,11 @@ refresh(struct occupancy *o, bool before_use)
 	for (size_t i = 0; i < n; i++)
 		send_event(s, events[i], t_ns, true,
 			   sharing == PCSCD_SHARING_EXCLUSIVE ? 1 : (uint32_t)sharing);
-	if (before_use && o->announced == OCC_FREE) {
-		/* pcscd has not published the handle, or cannot tell: the APDU can. */
+	/*
+	 * pcscd has not published the handle, or cannot be asked: the APDU
+	 * proves one.  Not for a reader we cannot find: no free would follow.
+	 */
+	if (before_use && o->announced == OCC_FREE && (rc < 0 || idx >= 0)) {
 		send_event(s, MARKER_READER_IN_USE, t_ns, false, 0);
 		o->announced = OCC_SHARED;
 	}

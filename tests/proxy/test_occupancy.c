@@ -242,7 +242,7 @@ static struct slot slot;
 
 /* A slot named as pcscd names "Bed" (name=), its card at *card. */
 static void
-slot_start(int *card)
+slot_start_named(int *card, const char *name)
 {
 	struct devopts o;
 	int sv[2];
@@ -250,9 +250,15 @@ slot_start(int *card)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	devopts_default(&o);
 	o.markers = true;
-	snprintf(o.name, sizeof(o.name), "Bed");
+	snprintf(o.name, sizeof(o.name), "%s", name);
 	slot_init_with_fd(&slot, sv[0], &o);
 	*card = sv[1];
+}
+
+static void
+slot_start(int *card)
+{
+	slot_start_named(card, "Bed");
 }
 
 /* The next marker at the card: its decoded body. */
@@ -347,6 +353,28 @@ Test(occupancy, apdu_before_pcscd_publishes, .timeout = 60)
 	set_sharing(&f, 1);
 	expect_marker(card, MARKER_READER_IN_USE, 1);
 	occupancy_before_use(&slot);
+	occupancy_before_use(&slot);
+	cr_expect(card_idle(card));
+	occupancy_stop(&slot);
+	fake_stop(&f);
+	slot_close(&slot);
+	close(card);
+}
+
+Test(occupancy, reader_not_published, .timeout = 60)
+{
+	struct fake f;
+	int card;
+
+	fake_start(&f, FAKE_NORMAL);
+	slot_start_named(&card, "Nobody");	/* name= that pcscd does not publish */
+	set_sharing(&f, 1);
+	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	occupancy_power(&slot, true);
+	for (int i = 0; i < 1000 && __atomic_load_n(&f.queries, __ATOMIC_ACQUIRE) < 3; i++)
+		usleep(10000);
+	cr_assert_geq(__atomic_load_n(&f.queries, __ATOMIC_ACQUIRE), 3, "set-up: it asked");
+	/* No free could follow an in-use for a reader it cannot find: nothing. */
 	occupancy_before_use(&slot);
 	cr_expect(card_idle(card));
 	occupancy_stop(&slot);
