@@ -235,7 +235,8 @@ uint32_t sidechannel_token(const struct slot *s);
  * pcscd protocol below: no context, no handle, so it never changes what
  * it observes.  It polls every OCC_FAST_MS while the card is powered or
  * announced in use, else every OCC_SLOW_MS.  The APDU path asks once more
- * before the first APDU of a reader not yet announced in use.
+ * before the first APDU of a reader not yet announced in use, and before
+ * each APDU while it is announced exclusive.
  *
  * Lock order: the occupancy mutex, then the slot lock; never the reverse.
  */
@@ -357,7 +358,9 @@ void occupancy_nudge(struct slot *s);
 /*
  * Before an APDU or a forwarded marker, without the slot lock: a reader not
  * yet announced in use is asked once more, and announced in use anyway
- * (an APDU proves a handle).  No-op without a watcher.
+ * (an APDU proves a handle); one announced exclusive is asked too (a
+ * reconnect to shared comes before the next APDU).  No-op without a
+ * watcher.
  */
 void occupancy_before_use(struct slot *s);
 

@@ -16,7 +16,8 @@
  *
  * The APDU path closes the gap of a poll period: before an APDU (or a
  * forwarded marker) on a reader not announced in use, it asks once more
- * and announces in use anyway, since an APDU proves a handle.  Everything
+ * and announces in use anyway, since an APDU proves a handle; on a reader
+ * announced exclusive it asks too, so that shared-again comes first.  Everything
  * that reads pcscd's state and tells the card runs under the occupancy
  * mutex, so markers follow the order of the states; the marker itself is
  * written under the slot lock, between two exchanges.
@@ -330,8 +331,13 @@ refresh(struct occupancy *o, bool before_use)
 	if (before_use) {
 		bool announced;
 
+		/*
+		 * Shared: nothing an APDU could reveal.  Exclusive: asked again,
+		 * so that a reconnect to shared is announced before the next
+		 * APDU (of this client, or of one that joins).
+		 */
 		pthread_mutex_lock(&s->lock);
-		announced = o->generation == s->generation && o->announced != OCC_FREE;
+		announced = o->generation == s->generation && o->announced == OCC_SHARED;
 		pthread_mutex_unlock(&s->lock);
 		if (announced) {
 			pthread_mutex_unlock(&o->lock);

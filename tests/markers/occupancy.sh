@@ -6,7 +6,7 @@
 # exclusive, Java smartcardio, two sessions back to back, two clients
 # overlapping, a client killed while connected, pcscd killed and
 # restarted, a traced client (in-use < connect < APDUs < disconnect <
-# free), and markers off (no watcher, nothing sent).  check_occupancy.py
+# free), presence=poll, and markers off (no watcher, nothing sent).  check_occupancy.py
 # checks every transition and that no APDU met a reader announced free.
 # Env: OCC_CLIENT, CHECK_OCCUPANCY, CONTEND, PCSCTAP, BED_LIB (+ bed).
 . "$BED_LIB"
@@ -74,6 +74,12 @@ client 2 --exclusive
 expect_seq "$m" "${pre}use excl apdu:2 free$post"
 bed_lines MARKER "$m" | grep -q $'reader-exclusive handles=1 t=' || bed_fail "$scenario: exclusive without handles=1"
 
+scenario="pyscard exclusive, then shared"
+m=$(bed_mark)
+client 12 --exclusive --reconnect-shared
+expect_seq "$m" "${pre}use excl apdu:12 shared apdu:12 free$post"
+bed_lines MARKER "$m" | grep -q $'reader-shared handles=1 t=' || bed_fail "$scenario: shared without handles=1"
+
 scenario="Java smartcardio"
 m=$(bed_mark)
 java "$java_src" "$BED_READER" > "$BED_TMP/java.out" 2>&1 || bed_fail "java: $(cat "$BED_TMP/java.out")"
@@ -119,6 +125,13 @@ bed_expect "watcher threads after the restart" "$(watchers)" 2
 m=$(bed_mark)
 client 9
 expect_seq "$m" "${pre}use apdu:9 free$post"
+bed_stop
+
+scenario="presence=poll"
+bed_start --driver pcsctap --driver-opts markers=on:presence=poll --card test
+m=$(bed_mark)
+client 11
+expect_seq "$m" "${pre}use apdu:11 free$post"
 bed_stop
 
 scenario="markers off"

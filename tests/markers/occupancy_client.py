@@ -3,11 +3,12 @@
 
   occupancy_client.py session ID [--exclusive] [--apdus N] [--after FILE]
                       [--ready FILE] [--wait FILE] [--hold SECONDS]
-                      [--disposition leave|reset|unpower]
+                      [--reconnect-shared] [--disposition leave|reset|unpower]
 
 One session on BED_READER: (wait for --after FILE), connect (shared, or
 exclusive), N APDUs 80 10 ID k 00, (create --ready FILE), (wait for --wait
-FILE), (sleep --hold), one last APDU 80 10 ID FF 00, disconnect.  Its APDUs
+FILE), (sleep --hold), (SCardReconnect to shared, LEAVE, with
+--reconnect-shared), one last APDU 80 10 ID FF 00, disconnect.  Its APDUs
 carry ID in P1, so check_occupancy.py tells the clients apart.  Waits for
 files are bounded (10 s); prints "connected" once connected, then "done".
 Environment: PCSCLITE_CSOCK_NAME, BED_READER (tests/bed).
@@ -18,7 +19,7 @@ import sys
 import time
 
 from smartcard.scard import (
-    SCardEstablishContext, SCardConnect, SCardTransmit, SCardDisconnect,
+    SCardEstablishContext, SCardConnect, SCardReconnect, SCardTransmit, SCardDisconnect,
     SCardReleaseContext, SCARD_SCOPE_USER, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
     SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_PCI_T0, SCARD_PCI_T1, SCARD_LEAVE_CARD,
     SCARD_RESET_CARD, SCARD_UNPOWER_CARD, SCARD_S_SUCCESS)
@@ -50,6 +51,7 @@ def main():
     p.add_argument("--ready")
     p.add_argument("--wait")
     p.add_argument("--hold", type=float, default=0)
+    p.add_argument("--reconnect-shared", action="store_true")
     p.add_argument("--disposition", choices=DISPOSITIONS, default="leave")
     a = p.parse_args()
     reader = os.environ["BED_READER"]
@@ -75,6 +77,11 @@ def main():
         wait_file(a.wait)
     if a.hold:
         time.sleep(a.hold)
+    if a.reconnect_shared:
+        rv, proto = SCardReconnect(card, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1,
+                                   SCARD_LEAVE_CARD)
+        check("reconnect", rv)
+        pci = SCARD_PCI_T1 if proto == SCARD_PROTOCOL_T1 else SCARD_PCI_T0
     apdu(0xFF)
     check("disconnect", SCardDisconnect(card, DISPOSITIONS[a.disposition]))
     SCardReleaseContext(ctx)
