@@ -2,6 +2,7 @@
 """bench_occupancy.py — how soon the card learns of a client, untraced.
 
     bench_occupancy.py SESSIONS COLD_SESSIONS
+    bench_occupancy.py apdus N       (prints "shared US" and "exclusive US")
 
 Each session: SCardConnect (shared, no APDU: the watcher alone must see
 it), 20 ms, SCardDisconnect(LEAVE).  Latency of reader-in-use = the card's
@@ -14,16 +15,19 @@ next session starts 50 ms after the previous one, the card still powered;
 "cold": each session waits for that POWER_OFF, so its connect powers the
 card up.  Prints median and p99 in ms (a marker may reach the card before
 the client has its answer: negative figures are real); never fails on
-time.  Environment: BED_READER, BED_CARD_LOG, PCSCLITE_CSOCK_NAME.
+time.  "apdus": the median APDU round trip in microseconds of N APDUs in
+a shared and in an exclusive session (the shell compares markers on and
+off).  Environment: BED_READER, BED_CARD_LOG, PCSCLITE_CSOCK_NAME.
 """
 import os
+import random
 import sys
 import time
 
 from smartcard.scard import (
-    SCardEstablishContext, SCardConnect, SCardDisconnect, SCARD_SCOPE_USER,
-    SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD,
-    SCARD_S_SUCCESS)
+    SCardEstablishContext, SCardConnect, SCardDisconnect, SCardTransmit, SCARD_SCOPE_USER,
+    SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_T0,
+    SCARD_PCI_T1, SCARD_LEAVE_CARD, SCARD_S_SUCCESS)
 
 READER = os.environ["BED_READER"]
 LOG = os.environ["BED_CARD_LOG"]
@@ -64,21 +68,40 @@ def show(label, xs, base=None):
     print(line)
 
 
+def apdus(n):
+    _, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
+    for label, share in (("shared", SCARD_SHARE_SHARED), ("exclusive", SCARD_SHARE_EXCLUSIVE)):
+        rv, card, _ = SCardConnect(ctx, READER, share, SCARD_PROTOCOL_T1)
+        if rv != SCARD_S_SUCCESS:
+            sys.exit("connect: 0x%08X" % (rv & 0xFFFFFFFF))
+        times = []
+        for i in range(n):
+            t0 = time.monotonic_ns()
+            SCardTransmit(card, SCARD_PCI_T1, [0x80, 0x10, 0x01, i & 0xFF, 0x00])
+            times.append(time.monotonic_ns() - t0)
+        SCardDisconnect(card, SCARD_LEAVE_CARD)
+        print("%s %.1f" % (label, pct(times, 50) / 1e3))
+
+
 def main():
+    if sys.argv[1] == "apdus":
+        apdus(int(sys.argv[2]))
+        return
     warm, cold = int(sys.argv[1]), int(sys.argv[2])
     _, ctx = SCardEstablishContext(SCARD_SCOPE_USER)
     log = Log()
     res = {"warm": [], "cold": []}
     for kind, n in (("warm", warm), ("cold", cold)):
         for i in range(n):
-            time.sleep(0.05)
+            # A random phase: the watcher's period must not lock onto ours.
+            time.sleep(0.05 + random.uniform(0, 0.01))
             rv, card, _ = SCardConnect(ctx, READER, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)
             t_conn = time.monotonic_ns()
             if rv != SCARD_S_SUCCESS:
                 print("connect failed: 0x%08X" % (rv & 0xFFFFFFFF))
                 continue
             t_use = log.wait("MARKER", "reader-in-use")
-            time.sleep(0.02)
+            time.sleep(0.02 + random.uniform(0, 0.01))
             t_disc = time.monotonic_ns()
             SCardDisconnect(card, SCARD_LEAVE_CARD)
             t_free = log.wait("MARKER", "reader-free")
