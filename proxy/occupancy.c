@@ -11,8 +11,10 @@
  * must keep its 0.4 s rhythm (each turn also advances pcscd's power-off
  * timer).  So the watcher does not wait for that wake-up: it asks for the
  * state itself (CMD_GET_READERS_STATE), every OCC_FAST_MS while the card
- * is powered or announced in use, every OCC_SLOW_MS otherwise.  It opens
- * no context and no handle: the state it reads is never its own doing.
+ * is powered or announced in use, every OCC_SLOW_MS otherwise, and every
+ * OCC_BURST_MS for a moment after pcscd powers the card up or calls the
+ * stop function of its last SCardDisconnect.  It opens no context and no
+ * handle: the state it reads is never its own doing.
  *
  * The APDU path closes the gap of a poll period: before an APDU (or a
  * forwarded marker) on a reader not announced in use, it asks once more
@@ -396,6 +398,26 @@ out:
 	return fast;
 }
 
+/* How long the watcher sleeps before its next look (the occupancy mutex held). */
+static int
+next_wait_ms(const struct occupancy *o, bool fast, int64_t burst_end)
+{
+	int connect_ms;
+
+	if (o->off)
+		return -1;	/* only a stop ends it */
+	if (trace_mono_ns() < burst_end)
+		return OCC_BURST_MS;
+	if (fast)
+		return OCC_FAST_MS;
+	if (o->fd >= 0)
+		return OCC_SLOW_MS;
+	/* Not connected: the next attempt, within the usual bounds. */
+	connect_ms = ms_until(o->next_connect_ns);
+	return connect_ms > OCC_SLOW_MS ? OCC_SLOW_MS :
+	       connect_ms < OCC_BACKOFF_MIN_MS ? OCC_BACKOFF_MIN_MS : connect_ms;
+}
+
 static void *
 watch(void *arg)
 {
@@ -405,25 +427,17 @@ watch(void *arg)
 	while (!__atomic_load_n(&o->stop, __ATOMIC_ACQUIRE)) {
 		struct pollfd pfd = { .fd = o->wake_fd, .events = POLLIN };
 		bool fast = refresh(o, false);
-		int ms;
 		uint64_t v;
+		int ms;
 
 		pthread_mutex_lock(&o->lock);
-		if (o->off)
-			ms = -1;	/* only a stop ends it */
-		else if (o->fd < 0 && !fast)
-			ms = ms_until(o->next_connect_ns) > OCC_SLOW_MS ? OCC_SLOW_MS :
-			     ms_until(o->next_connect_ns) < OCC_BACKOFF_MIN_MS ? OCC_BACKOFF_MIN_MS :
-			     ms_until(o->next_connect_ns);
-		else if (trace_mono_ns() < burst_end)
-			ms = OCC_BURST_MS;
-		else
-			ms = fast ? OCC_FAST_MS : OCC_SLOW_MS;
+		ms = next_wait_ms(o, fast, burst_end);
 		pthread_mutex_unlock(&o->lock);
 		if (poll(&pfd, 1, ms) > 0) {
 			if (read(o->wake_fd, &v, sizeof(v)) < 0) {
 				/* EAGAIN: nothing to drain. */
 			}
+			/* A power-up or a last disconnect: the state changes right after. */
 			burst_end = trace_mono_ns() + (int64_t)OCC_BURST_SPAN_MS * 1000000;
 		}
 	}
