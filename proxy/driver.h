@@ -6,6 +6,8 @@
  * calls; slot.c the per-slot connection and its exchanges; presence.c
  * the event-driven wait for cards arriving and leaving; devicename.c the
  * DEVICENAME options; features.c the PC/SC part 10 answers;
+ * sidechannel.c the marker side channel; occupancy.c the occupancy
+ * markers (pcscd's published reader state, every client);
  * wiretrace.c the optional wire-level trace.  See docs/driver.md.
  */
 #pragma once
@@ -66,6 +68,7 @@ int devopts_parse(struct devopts *o, const char *devicename, char *err, size_t e
 void devopts_default(struct devopts *o);
 
 struct wiretrace;
+struct occupancy;
 
 /* A new connection whose first ATR is awaited (presence.c). */
 struct pending {
@@ -93,6 +96,7 @@ struct slot {
 	bool ignore_unasked;	/* fuzzing only: the card's bytes are queued ahead */
 	int wake_fd;		/* eventfd: wakes presence_wait(); -1 in tests */
 	bool stop_requested;	/* presence_stop() was called (atomic) */
+	struct occupancy *occ;	/* occupancy.c; NULL with markers off */
 	/* Only presence_wait()'s thread touches these, without the lock. */
 	struct pending pending[DRIVER_PENDING_MAX];
 	int64_t next_connect_ns;	/* reversed mode: the next connection attempt */
@@ -220,6 +224,145 @@ void sidechannel_stop(struct slot *s);
 
 /* The token of @p s's side channel; 0 when it has none. */
 uint32_t sidechannel_token(const struct slot *s);
+
+/*
+ * Occupancy (occupancy.c, markers on only): the card learns when the
+ * reader becomes in use, exclusive, shared again and free, for every
+ * client of pcscd, traced or not, from the reader state pcscd publishes
+ * (docs/markers.md, events 07..0A).
+ *
+ * A watcher thread per slot is a client of its own pcscd through the
+ * pcscd protocol below: no context, no handle, so it never changes what
+ * it observes.  It polls every OCC_FAST_MS while the card is powered or
+ * announced in use, else every OCC_SLOW_MS.  The APDU path asks once more
+ * before the first APDU of a reader not yet announced in use, and before
+ * each APDU while it is announced exclusive.
+ *
+ * Lock order: the occupancy mutex, then the slot lock; never the reverse.
+ */
+
+/* pcscd's client socket: in pcscd's socket directory, as the side channel. */
+#define OCC_PCSCD_SOCKET SIDE_SOCKET_DIR "/pcscd.comm"
+#define OCC_FAST_MS 5
+#define OCC_SLOW_MS DRIVER_POLL_PERIOD_MS
+/*
+ * After a wake-up (a power-up, pcscd's last SCardDisconnect) the state
+ * changes within microseconds: poll every OCC_BURST_MS for OCC_BURST_SPAN_MS.
+ */
+#define OCC_BURST_MS 1
+#define OCC_BURST_SPAN_MS 10
+/* Bound for each exchange with pcscd (one round trip). */
+#define OCC_IO_MS 100
+/* Connection attempts while pcscd does not serve yet: 10 ms doubling to 1 s. */
+#define OCC_BACKOFF_MIN_MS 10
+#define OCC_BACKOFF_MAX_MS 1000
+
+/*
+ * pcsc-lite 1.9.9's client protocol (winscard_msg.h, eventhandler.h), the
+ * part the watcher uses.  A request is a header { u32 size, u32 command }
+ * (host byte order) and size bytes; answers have no header.
+ */
+#define PCSCD_CMD_VERSION 0x11		/* body and answer: struct pcscd_version */
+#define PCSCD_CMD_GET_READERS_STATE 0x12	/* no body; answer: PCSCD_MAX_READERS states */
+#define PCSCD_PROTOCOL_MAJOR 4
+#define PCSCD_PROTOCOL_MINOR 4
+#define PCSCD_MAX_READERS 16		/* PCSCLITE_MAX_READERS_CONTEXTS */
+#define PCSCD_READER_NAME_MAX 128	/* MAX_READERNAME */
+#define PCSCD_SHARING_EXCLUSIVE (-1)	/* PCSCLITE_SHARING_EXCLUSIVE_CONTEXT */
+
+struct pcscd_header {
+	uint32_t size;
+	uint32_t command;
+};
+
+struct pcscd_version {
+	int32_t major;
+	int32_t minor;
+	uint32_t rv;
+};
+
+/* READER_STATE, as pcscd sends it (natural alignment). */
+struct pcscd_reader_state {
+	char name[PCSCD_READER_NAME_MAX];
+	uint32_t event_counter;
+	uint32_t state;		/* SCARD_PRESENT, SCARD_POWERED, ... */
+	int32_t sharing;	/* -1 exclusive, 0 no handle, n > 0 shared handles */
+	uint8_t atr[DRIVER_ATR_MAX];
+	uint32_t atr_len;
+	uint32_t protocol;
+};
+
+_Static_assert(sizeof(struct pcscd_reader_state) == 184, "pcsc-lite 1.9.9 READER_STATE");
+
+/* What the card has been told. */
+enum occ_state {
+	OCC_FREE = 0,
+	OCC_SHARED,		/* in use, not exclusively */
+	OCC_EXCLUSIVE,
+};
+
+/* Which published reader is this slot's. */
+struct occ_identity {
+	const char *exact;	/* the whole reader name, or NULL: @p suffix decides */
+	const char *suffix;	/* " II SS" (reader and slot numbers) */
+	bool card;		/* a card is connected ... */
+	const uint8_t *atr;	/* ... with this ATR */
+	size_t atr_len;
+};
+
+/**
+ * Find the slot's reader in pcscd's states: the exact name, else the one
+ * name ending in the suffix, else among those the one whose published
+ * presence and ATR equal the slot's card.
+ * @retval >=0 its index
+ * @retval -ENOENT none
+ * @retval -EAGAIN more than one fits
+ */
+int occupancy_find(const struct pcscd_reader_state *states, size_t n,
+		   const struct occ_identity *id);
+
+/**
+ * The events that take a card told @p from to pcscd's @p sharing, in order
+ * (a first exclusive connect: in-use, then exclusive).
+ * @param[out] to the state afterwards
+ * @retval the number of events (0..2) in @p events
+ */
+size_t occupancy_transition(enum occ_state from, int32_t sharing, uint8_t events[2],
+			    enum occ_state *to);
+
+/**
+ * Start the watcher of @p s (markers on), a client of the pcscd serving
+ * @p pcscd_socket (OCC_PCSCD_SOCKET inside pcscd).  Never waits for pcscd:
+ * the thread connects when pcscd serves.
+ * @retval 0 started
+ * @retval <0 negative errno; logged, the slot works without occupancy
+ */
+int occupancy_start(struct slot *s, const char *pcscd_socket);
+
+/* Stop and join the watcher (bounded by OCC_IO_MS), before slot_close(). */
+void occupancy_stop(struct slot *s);
+
+/*
+ * pcscd powered the card up or reset it (@p on), or powered it down: the
+ * watcher polls fast from now on.  Called with the slot lock held; takes
+ * no lock.
+ */
+void occupancy_power(struct slot *s, bool on);
+
+/*
+ * pcscd's last SCardDisconnect calls its stop function (ifd.c) just before
+ * it publishes the reader free: look now.  Takes no lock.
+ */
+void occupancy_nudge(struct slot *s);
+
+/*
+ * Before an APDU or a forwarded marker, without the slot lock: a reader not
+ * yet announced in use is asked once more, and announced in use anyway
+ * (an APDU proves a handle); one announced exclusive is asked too (a
+ * reconnect to shared comes before the next APDU).  No-op without a
+ * watcher.
+ */
+void occupancy_before_use(struct slot *s);
 
 /* Part 10 answers (features.c). */
 

@@ -83,9 +83,15 @@ create_channel(DWORD lun, const struct devopts *o)
 	if (slot_open(s, lun, (unsigned)index, o) < 0)
 		goto out;
 	table[reader][index] = s;
-	/* Markers that meet another client's transaction come this way. */
-	if (o->markers)
+	/*
+	 * Markers that meet another client's transaction come this way, and
+	 * occupancy from pcscd's own reader state (both log their failures;
+	 * the slot works without them).
+	 */
+	if (o->markers) {
 		(void)sidechannel_start(s, SIDE_SOCKET_DIR);
+		(void)occupancy_start(s, OCC_PCSCD_SOCKET);
+	}
 	s = NULL;
 	rc = IFD_SUCCESS;
 out:
@@ -134,7 +140,9 @@ IFDHCloseChannel(DWORD Lun)
 	pthread_mutex_unlock(&table_lock);
 	if (!s)
 		return IFD_COMMUNICATION_ERROR;
+	/* The side channel's thread may be in occupancy_before_use(): it goes first. */
 	sidechannel_stop(s);
+	occupancy_stop(s);
 	pthread_mutex_lock(&s->lock);
 	pthread_mutex_unlock(&s->lock);
 	slot_close(s);
@@ -180,6 +188,8 @@ stop_waiting(DWORD Lun)
 	if (!s)
 		return IFD_COMMUNICATION_ERROR;
 	presence_stop(s);
+	/* On the last SCardDisconnect pcscd publishes the reader free next. */
+	occupancy_nudge(s);
 	return IFD_SUCCESS;
 }
 
@@ -333,6 +343,7 @@ IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD AtrLength)
 	case IFD_POWER_DOWN:
 		/* As vpcd: no ATR, the length is left alone. */
 		rc = slot_control(s, VPCD_CTRL_OFF) < 0 ? IFD_COMMUNICATION_ERROR : IFD_SUCCESS;
+		occupancy_power(s, false);
 		slot_put(s);
 		return rc;
 	case IFD_POWER_UP:
@@ -351,6 +362,8 @@ IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD AtrLength)
 	if (n <= 0)
 		goto out;
 	*AtrLength = (DWORD)n;
+	/* A client is connecting (or reconnecting): the watcher polls fast now. */
+	occupancy_power(s, true);
 	rc = IFD_SUCCESS;
 out:
 	if (s)
@@ -370,6 +383,10 @@ IFDHTransmitToICC(DWORD Lun, SCARD_IO_HEADER SendPci, PUCHAR TxBuffer, DWORD TxL
 
 	if (!RxLength || !RecvPci || !TxBuffer || !RxBuffer)
 		goto out;
+	/* In use is announced before a client's first APDU (before the slot lock). */
+	s = slot_find(Lun);
+	if (s)
+		occupancy_before_use(s);
 	s = slot_get(Lun);
 	if (!s)
 		goto out;
@@ -428,6 +445,10 @@ IFDHControl(DWORD Lun, DWORD dwControlCode, PUCHAR TxBuffer, DWORD TxLength, PUC
 	if (!pdwBytesReturned)
 		return IFD_COMMUNICATION_ERROR;
 	*pdwBytesReturned = 0;
+	s = slot_find(Lun);
+	/* A traced client's marker comes after in-use (markers.md section 7). */
+	if (s && dwControlCode == MARKER_CONTROL_CODE)
+		occupancy_before_use(s);
 	s = slot_get(Lun);
 	if (!s)
 		return IFD_COMMUNICATION_ERROR;

@@ -88,6 +88,8 @@ take_marker(struct sidechannel *sc, const uint8_t *req, size_t len, pid_t peer)
 		return SIDE_WRONG_TOKEN;
 	if (!(m.present & MARKER_HAS(MARKER_TAG_PID)) || m.pid != (uint32_t)peer)
 		return SIDE_NOT_YOURS;
+	/* As from IFDHControl: in use is announced first. */
+	occupancy_before_use(sc->slot);
 	pthread_mutex_lock(&sc->slot->lock);
 	rc = slot_marker(sc->slot, body, body_len);
 	pthread_mutex_unlock(&sc->slot->lock);

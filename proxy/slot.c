@@ -191,6 +191,7 @@ slot_init(struct slot *s, unsigned long lun, unsigned index, const struct devopt
 	s->ignore_unasked = false;
 	s->wake_fd = -1;
 	s->stop_requested = false;
+	s->occ = NULL;
 	for (size_t i = 0; i < DRIVER_PENDING_MAX; i++)
 		s->pending[i].fd = -1;
 	s->next_connect_ns = 0;

@@ -14,6 +14,10 @@ static const char *const event_names[] = {
 	[MARKER_BEGIN_TRANSACTION] = "begin-transaction",
 	[MARKER_END_TRANSACTION] = "end-transaction",
 	[MARKER_PROTOCOL] = "protocol",
+	[MARKER_READER_IN_USE] = "reader-in-use",
+	[MARKER_READER_EXCLUSIVE] = "reader-exclusive",
+	[MARKER_READER_SHARED] = "reader-shared",
+	[MARKER_READER_FREE] = "reader-free",
 };
 
 const char *
@@ -36,6 +40,7 @@ u32_field(struct marker *m, uint8_t tag)
 	case MARKER_TAG_PREFERRED_PROTOCOLS: return &m->preferred_protocols;
 	case MARKER_TAG_ACTIVE_PROTOCOL: return &m->active_protocol;
 	case MARKER_TAG_DISPOSITION: return &m->disposition;
+	case MARKER_TAG_HANDLES: return &m->handles;
 	default: return NULL;
 	}
 }
@@ -85,7 +90,7 @@ marker_encode(const struct marker *m, uint8_t *buf, size_t len)
 	buf[e.pos++] = MARKER_VERSION;
 	buf[e.pos++] = m->event;
 	/* Tags in ascending order, so that bodies compare byte for byte. */
-	for (uint8_t tag = MARKER_TAG_PID; tag <= MARKER_TAG_DISPOSITION; tag++) {
+	for (uint8_t tag = MARKER_TAG_PID; tag <= MARKER_TAG_LAST; tag++) {
 		uint32_t *field;
 
 		if (!(m->present & MARKER_HAS(tag)))
@@ -196,6 +201,8 @@ marker_format(const struct marker *m, char *buf, size_t len)
 		APPEND(" protocol=0x%x", m->active_protocol);
 	if (m->present & MARKER_HAS(MARKER_TAG_DISPOSITION))
 		APPEND(" disposition=%u", m->disposition);
+	if (m->present & MARKER_HAS(MARKER_TAG_HANDLES))
+		APPEND(" handles=%u", m->handles);
 	if (m->present & MARKER_HAS(MARKER_TAG_TIMESTAMP))
 		APPEND(" t=%llu", (unsigned long long)m->timestamp_ns);
 #undef APPEND

@@ -114,6 +114,15 @@ enum marker_event {
 	MARKER_BEGIN_TRANSACTION = 0x04,
 	MARKER_END_TRANSACTION = 0x05,
 	MARKER_PROTOCOL = 0x06,		/* sent by the driver: pcscd set the protocol */
+	/*
+	 * Occupancy, sent by the driver from pcscd's published reader state
+	 * (every client, traced or not; proxy/occupancy.c).
+	 */
+	MARKER_READER_IN_USE = 0x07,	/* the first handle connected */
+	MARKER_READER_EXCLUSIVE = 0x08,	/* a handle holds the reader exclusively */
+	MARKER_READER_SHARED = 0x09,	/* exclusive -> shared again */
+	MARKER_READER_FREE = 0x0A,	/* the last handle is gone */
+	MARKER_EVENT_LAST = MARKER_READER_FREE,
 };
 
 /* Field tags of the body (tag, length, value; unknown tags are skipped). */
@@ -127,6 +136,8 @@ enum marker_tag {
 	MARKER_TAG_PREFERRED_PROTOCOLS = 0x07,	/* u32: SCARD_PROTOCOL_* mask */
 	MARKER_TAG_ACTIVE_PROTOCOL = 0x08,	/* u32: SCARD_PROTOCOL_* */
 	MARKER_TAG_DISPOSITION = 0x09,		/* u32: SCARD_LEAVE_CARD ... (or initialization) */
+	MARKER_TAG_HANDLES = 0x0A,		/* u32: connected handles pcscd publishes */
+	MARKER_TAG_LAST = MARKER_TAG_HANDLES,
 };
 
 /* Bits of struct marker.present: which fields are set. */
@@ -145,6 +156,7 @@ struct marker {
 	uint32_t preferred_protocols;
 	uint32_t active_protocol;
 	uint32_t disposition;
+	uint32_t handles;
 };
 
 /**

@@ -11,8 +11,11 @@ its id in P1 (80 10 ID k / 80 20 ID k), read from the file name's
 markers: one connect per successful connect, before the first APDU of
 that session; begin/end per successful begin / per end; one disconnect
 per disconnect call, after the session's last APDU; seq 1, 2, 3... per
-handle without gaps or repeats.  Prints one line per client; exit 1 on the
-first violation.  With HOLDER_OUT=FILE (the holder's "held B E" lines,
+handle without gaps or repeats.  The driver's occupancy markers (no pid)
+must agree: none of a client's markers or APDUs may come while the card
+was last told reader-free (from the first occupancy marker after MARK on;
+before it, the state is not known here).  Prints one line per client; exit
+1 on the first violation.  With HOLDER_OUT=FILE (the holder's "held B E" lines,
 CLOCK_MONOTONIC ns like the card log), the time from each client's first
 to its last marker must have overlapped one of the holder's transactions:
 the set-up proves itself.
@@ -20,6 +23,11 @@ the set-up proves itself.
 import os
 import re
 import sys
+
+
+# The driver's occupancy events (docs/markers.md section 5) and what they say.
+OCCUPANCY = {"reader-in-use": "used", "reader-exclusive": "used", "reader-shared": "used",
+             "reader-free": "free"}
 
 
 def fail(msg):
@@ -51,12 +59,18 @@ def main():
         got = dict.fromkeys(want, 0)
         seq, current, apdus = {}, None, 0
         first = last = None
+        occupancy = None
         for i, ev in enumerate(events):
             kind, data, text = ev[1], ev[2], ev[4] if len(ev) > 4 else ""
+            if kind == "MARKER" and text.split()[:1] and text.split()[0] in OCCUPANCY:
+                occupancy = OCCUPANCY[text.split()[0]]
+                continue
             if kind == "MARKER":
                 m = dict(w.split("=", 1) for w in text.split()[1:] if "=" in w)
                 if int(m.get("pid", -1)) != pid:
                     continue
+                if occupancy == "free":
+                    fail("client %x: %s while the reader was announced free" % (cid, text.split()[0]))
                 name, handle, s = text.split()[0], m["handle"], int(m["seq"])
                 if s != seq.get(handle, 0) + 1:
                     fail("client %x: %s seq %d after %d (handle %s)" % (cid, name, s, seq.get(handle, 0), handle))
@@ -76,6 +90,8 @@ def main():
                     and data[2:4] in ("10", "20") and int(data[4:6], 16) == cid:
                 if current is None:
                     fail("client %x: APDU %s outside a connect..disconnect pair of markers" % (cid, data))
+                if occupancy == "free":
+                    fail("client %x: APDU %s while the reader was announced free" % (cid, data))
                 apdus += 1
         if got != want:
             fail("client %x: markers %s, expected %s" % (cid, got, want))
@@ -90,7 +106,9 @@ def main():
             if not held:
                 fail("client %x: no holder transaction during its session (set-up)" % cid)
         print("client %x: %d markers, %d APDUs, in order; %d holder transactions meanwhile" % (cid, n, apdus, held))
-    print("markers checked: %d, lost or misordered: 0" % total)
+    n_occ = sum(1 for ev in events if ev[1] == "MARKER" and len(ev) > 4
+                and ev[4].split()[:1] and ev[4].split()[0] in OCCUPANCY)
+    print("markers checked: %d, lost or misordered: 0; occupancy markers: %d" % (total, n_occ))
 
 
 main()

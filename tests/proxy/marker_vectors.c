@@ -39,6 +39,7 @@ emit(const struct marker *m, const uint8_t *extra, size_t extra_len)
 	FIELD(MARKER_TAG_PREFERRED_PROTOCOLS, "preferred_protocols", "%u", m->preferred_protocols);
 	FIELD(MARKER_TAG_ACTIVE_PROTOCOL, "active_protocol", "%u", m->active_protocol);
 	FIELD(MARKER_TAG_DISPOSITION, "disposition", "%u", m->disposition);
+	FIELD(MARKER_TAG_HANDLES, "handles", "%u", m->handles);
 #undef FIELD
 	(void)sep;
 	printf("}}\n");
@@ -50,7 +51,7 @@ main(void)
 	static const uint8_t unknown[] = { 0x7E, 3, 'x', 'y', 'z', 0xF0, 0 };
 	struct marker m = {
 		.event = MARKER_CONNECT,
-		.present = 0x3FE,	/* every field, tags 1..9 */
+		.present = 0x7FE,	/* every field, tags 1..10 */
 		.pid = 4242,
 		.handle = 0x7A3B1C00,
 		.process = "opensc-tool",
@@ -60,6 +61,7 @@ main(void)
 		.preferred_protocols = 3,
 		.active_protocol = 2,
 		.disposition = 0,
+		.handles = 3,
 	};
 
 	emit(&m, NULL, 0);
@@ -69,7 +71,7 @@ main(void)
 	m.seq = 0xFFFFFFFFu;
 	m.disposition = 1;
 	emit(&m, unknown, sizeof(unknown));
-	for (uint8_t ev = MARKER_CONNECT; ev <= MARKER_PROTOCOL; ev++) {
+	for (uint8_t ev = MARKER_CONNECT; ev <= MARKER_EVENT_LAST; ev++) {
 		struct marker e = {
 			.event = ev,
 			.present = MARKER_HAS(MARKER_TAG_ACTIVE_PROTOCOL) | MARKER_HAS(MARKER_TAG_PROCESS),
@@ -79,6 +81,11 @@ main(void)
 
 		emit(&e, NULL, 0);
 	}
+	/* Occupancy as the driver sends it: a time and the count of handles. */
+	m.event = MARKER_READER_IN_USE;
+	m.present = MARKER_HAS(MARKER_TAG_TIMESTAMP) | MARKER_HAS(MARKER_TAG_HANDLES);
+	m.handles = 0xFFFFFFFFu;
+	emit(&m, unknown, sizeof(unknown));
 	m.event = MARKER_BEGIN_TRANSACTION;
 	m.present = MARKER_HAS(MARKER_TAG_PROCESS);
 	memset(m.process, 'p', 255);

@@ -3,7 +3,7 @@
 # run under `pcsctap run` on an isolated stack (pcsctap driver, markers on,
 # the test card logging every message).  Asserts the exact sequence of
 # shim markers the card logged (pid, handle and times normalised, the
-# driver's "protocol" markers left out; process names kept), that each
+# driver's own protocol and occupancy markers left out; process names kept), that each
 # client numbers its markers from 1 and carries the traced process's pid
 # and name, and that the trace's markers table holds the same bodies with
 # rv 0 (rt_check.py).  CLIENT: opensc-tool, pyscard, java, pcsc_scan.
@@ -35,7 +35,7 @@ wait_markers() {
 	local want i
 	want=$("$TRACE_SQL" "$trace" "SELECT count(*) FROM markers WHERE rv = 0")
 	for i in $(seq 50); do
-		[ "$(bed_lines MARKER "$1" | cut -f3 | grep -vc '^protocol ')" -ge "$want" ] && return 0
+		[ "$(bed_lines MARKER "$1" | cut -f3 | grep -Evc '^(protocol|reader-[a-z-]+) ')" -ge "$want" ] && return 0
 		sleep 0.1
 	done
 }
@@ -77,7 +77,7 @@ disconnect $P seq=12 $S disposition=0"
 	[ "$("$TRACE_SQL" "$trace" "SELECT DISTINCT reader, rv FROM markers WHERE rv != 0")" = \
 		"$BED_READER2	$((0x80100016))" ] || bed_fail "undelivered markers not on the empty slot 1"
 	# Two handles, one process: the last APDU is ours.
-	[ "$(bed_lines MARKER "$mark" | cut -f3 | grep -v '^protocol' | grep -o 'handle=0x[0-9a-f]*' | sort -u | wc -l)" = 2 ] ||
+	[ "$(bed_lines MARKER "$mark" | cut -f3 | grep -Ev '^(protocol|reader-[a-z-]+)( |$)' | grep -o 'handle=0x[0-9a-f]*' | sort -u | wc -l)" = 2 ] ||
 		bed_fail "opensc-tool: not two clients"
 	[ "$(bed_lines APDU "$mark" | tail -n 1 | cut -f1)" = 00A4040000 ] || bed_fail "our SELECT is not the last APDU"
 	;;
@@ -92,7 +92,7 @@ end-transaction $P seq=3 $S disposition=0
 disconnect $P seq=4 $S disposition=1"
 	# The transaction's APDU reached the card between its markers.
 	seq=$(tail -n +$((mark + 1)) "$BED_CARD_LOG" | awk -F'\t' '$2 == "APDU" { print $3 } $2 == "MARKER" { print $5 }' |
-		grep -v '^protocol' | cut -d' ' -f1 | tr '\n' ' ')
+		grep -Ev '^(protocol|reader-[a-z-]+)( |$)' | cut -d' ' -f1 | tr '\n' ' ')
 	[ "$seq" = "connect 00A4040000 begin-transaction 00B0000004 end-transaction disconnect " ] ||
 		bed_fail "pyscard: order at the card: $seq"
 	;;

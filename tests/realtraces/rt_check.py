@@ -3,8 +3,8 @@
 
   rt_check.py markers CARDLOG MARK TRACE [UNDELIVERED]
       The shim markers the test card logged after line MARK (the driver's
-      own "protocol" markers left out), checked against the trace: every
-      client (pid + handle) numbers its markers 1, 2, 3...; each carries
+      own protocol and occupancy markers left out), checked against the
+      trace: every client (pid + handle) numbers its markers 1, 2, 3...; each carries
       the pid of a traced process and that process's name (the base name
       of its argv[0], what the shim sends); the trace's markers table holds
       exactly the bodies the card got, byte for byte, with rv 0, plus
@@ -26,13 +26,17 @@ def fail(msg):
     sys.exit(1)
 
 
+# The driver's own markers: protocol and occupancy (docs/markers.md section 5).
+DRIVER_EVENTS = ("protocol", "reader-in-use", "reader-exclusive", "reader-shared", "reader-free")
+
+
 def markers(cardlog, mark, trace, undelivered=0):
     with open(cardlog) as f:
         lines = f.read().splitlines()[int(mark):]
     card = []
     for line in lines:
         fields = line.split("\t")
-        if len(fields) < 5 or fields[1] != "MARKER" or fields[4].startswith("protocol "):
+        if len(fields) < 5 or fields[1] != "MARKER" or fields[4].split(" ")[0] in DRIVER_EVENTS:
             continue
         text = fields[4]
         kv = dict(w.split("=", 1) for w in text.split()[1:] if "=" in w)

@@ -2,8 +2,8 @@
 # markers.sh — session markers end to end: the shim under `pcsctap run`,
 # the pcsctap driver with markers=on, the test card logging every MARKER.
 # Asserts the exact shim marker sequence at the card per scenario (pid,
-# handle and timestamps normalised; the driver's own "protocol" markers
-# left out), then that stock vpcd is never sent a marker.
+# handle and timestamps normalised; the driver's own protocol and
+# occupancy markers left out), then that stock vpcd is never sent a marker.
 # Env: PCSCTAP, PCSCTAP_DRIVER, MARKER_CLIENT, TRACE_SQL, BED_LIB (+ bed).
 . "$BED_LIB"
 bed_require pcscd
@@ -13,7 +13,7 @@ n=0
 
 # The shim's markers logged after MARK, normalised, one per line.
 markers_since() {
-	bed_lines MARKER "$1" | cut -f3 | grep -v '^protocol ' |
+	bed_lines MARKER "$1" | cut -f3 | grep -Ev '^(protocol|reader-[a-z-]+) ' |
 		sed -E 's/pid=[0-9]+ //; s/handle=0x[0-9a-f]+ //; s/ t=[0-9]+$//'
 }
 
@@ -77,7 +77,7 @@ exec 8> "$BED_TMP/b.in"
 for i in $(seq 100); do grep -q '^connect' "$BED_TMP/b.out" && break; sleep 0.1; done
 echo >&7; exec 7>&-; wait $a || bed_fail "client A failed"
 echo >&8; exec 8>&-; wait $b || bed_fail "client B failed"
-got=$(bed_lines MARKER "$mark" | cut -f3 | grep -v '^protocol ' | sed -E 's/ t=[0-9]+$//' |
+got=$(bed_lines MARKER "$mark" | cut -f3 | grep -Ev '^(protocol|reader-[a-z-]+) ' | sed -E 's/ t=[0-9]+$//' |
 	awk '{ print $1, $2, $5 }' | sed -E 's/pid=//')
 pids=$(echo "$got" | awk '{ print $2 }' | uniq | tr '\n' ' ')
 set -- $pids
