@@ -18,6 +18,7 @@ bench env
 status=$?
 if [ -f "$spy_lib" ] && command -v pcsc-spy >/dev/null; then
 	# pcsc-spy makes and reads $HOME/pcsc-spy; the library writes to it.
+	# It reads until the end of file: until the spy run below ends.
 	export HOME=$BED_TMP
 	pcsc-spy -n > "$BED_TMP/spy.out" 2>&1 &
 	spy_pid=$!
@@ -33,29 +34,20 @@ if [ -f "$spy_lib" ] && command -v pcsc-spy >/dev/null; then
 else
 	echo "pcsc-spy not installed: no comparison with it"
 fi
-status=$?
-# CPU, not time: what tracing adds per transmit, all threads (the writer
-# thread too; pcsc-spy's reader process for pcsc-spy) — target <= 2.0 us
-# for pcsctap, and pcsc-spy's addition >= 35 times it.  pcsctap runs
-# without the spy preloaded (it would be in them too).
-cpu_bench() {
-	PCSCTAP_TRACE=$BED_TMP/trace-cpu LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
-		"$@" "$BENCH_TRANSMIT" "$BED_READER" "$PCSCTAP_SHIM" cpu "${CPU_N:-20000}" ${cpu_spy:-}
-}
-echo "== CPU per transmit (uptime: $(uptime))"
-cpu_bench env > "$BED_TMP/cpu-tap.txt" || status=1
-cat "$BED_TMP/cpu-tap.txt"
+# CPU, not time: what tracing adds per transmit, all threads of the
+# process (the writer thread too; for pcsc-spy also the pcsc-spy process
+# reading its FIFO: bench_cpu.c starts one per child) — target <= 2.0 us for
+# pcsctap, and pcsc-spy's addition >= 35 times it.  pcscd's CPU is shown
+# apart.
 if [ -n "${spy_pid:-}" ]; then
-	cpu_spy=$spy_pid cpu_bench env "$spy_env" LD_PRELOAD="$spy_lib" > "$BED_TMP/cpu-spy.txt" || status=1
-	cat "$BED_TMP/cpu-spy.txt"
-	tap=$(sed -n 's/.*adds \([0-9.-]*\) us/\1/p' "$BED_TMP/cpu-tap.txt")
-	spy=$(sed -n 's/.*adds \([0-9.-]*\) us/\1/p' "$BED_TMP/cpu-spy.txt")
-	if [ "$(echo "$tap > 0.05" | bc 2>/dev/null)" = 1 ]; then
-		echo "pcsc-spy adds $(echo "scale=1; $spy / $tap" | bc) times what pcsctap adds (CPU)"
-	else
-		echo "pcsctap adds less CPU than this run resolves (${tap} us); pcsc-spy adds ${spy} us"
-	fi
+	export BENCH_SPY_LIB=$spy_lib BENCH_SPY_LIBDIR=$BED_TMP/nospy BENCH_SPY_HOME=$BED_TMP/spy-cpu
+	mkdir -p "$BENCH_SPY_HOME"
 fi
+echo "== CPU per transmit (uptime: $(uptime))"
+PCSCTAP_TRACE=$BED_TMP/trace-cpu LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
+	BENCH_PCSCD_PID=$(cat "$BED_DIR/pcscd.bedpid") \
+	"$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" "${CPU_N:-20000}" "${CPU_ROUNDS:-7}" || status=1
+echo "(uptime: $(uptime))"
 [ -n "${spy_pid:-}" ] && kill "$spy_pid" 2>/dev/null
 echo "trace rows: $("${TRACE_SQL}" "$BED_TMP/trace" "SELECT count(*) FROM calls WHERE fn = 12") transmits"
 exit $status
