@@ -48,6 +48,40 @@ PCSCTAP_TRACE=$BED_TMP/trace-cpu LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRA
 	BENCH_PCSCD_PID=$(cat "$BED_DIR/pcscd.bedpid") \
 	"$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" "${CPU_N:-20000}" "${CPU_ROUNDS:-7}" || status=1
 echo "(uptime: $(uptime))"
+# Instructions instead of CPU time: deterministic where the CPU figures
+# are noisy (other work on the machine), user space only (what the kernel
+# does for a system call is not counted), per thread.  Callgrind runs the
+# child of bench-cpu, untraced and pcsctap, at N and 2N.
+if command -v valgrind >/dev/null; then
+	echo "== user-space instructions per transmit (callgrind, slope between ${INSN_N:-2000} and $((2 * ${INSN_N:-2000})); deterministic)"
+	mkdir -p "$BED_TMP/cg"
+	# insns MODE N: "main-thread other-threads" instructions of one child.
+	insns() {
+		rm -f "$BED_TMP/cg/"*
+		PCSCTAP_TRACE=$BED_TMP/cg-trace-$1-$2 LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
+			valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$BED_TMP/cg/out" \
+			"$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" --child "$1" "$2" 9 9>/dev/null 2>/dev/null || return 1
+		rm -f "$BED_TMP/cg-trace-$1-$2"*
+		# One file per thread, out-01 the main thread; "totals: N" in each.
+		for f in "$BED_TMP/cg/"out*; do
+			printf '%s %s\n' "${f##*-}" "$(sed -n 's/^totals: *//p' "$f")"
+		done | awk '$1 == "01" { m += $2 } $1 != "01" { o += $2 } END { print m + 0, o + 0 }'
+	}
+	n=${INSN_N:-2000}
+	for mode in 0 1; do
+		if ! r1=$(insns $mode $n) || ! r2=$(insns $mode $((2 * n))); then
+			echo "callgrind run failed"; status=1; break
+		fi
+		read -r m1 o1 <<< "$r1"
+		read -r m2 o2 <<< "$r2"
+		main[$mode]=$(( (m2 - m1) / n )) other[$mode]=$(( (o2 - o1) / n ))
+	done
+	if [ -n "${other[1]:-}" ]; then
+		echo "  untraced  $(( main[0] + other[0] )) (the application's thread ${main[0]})"
+		echo "  pcsctap   $(( main[1] + other[1] )), adds $(( main[1] + other[1] - main[0] - other[0] ))" \
+			"(the application's thread +$(( main[1] - main[0] )), writer thread ${other[1]}, its exit work included)"
+	fi
+fi
 [ -n "${spy_pid:-}" ] && kill "$spy_pid" 2>/dev/null
 echo "trace rows: $("${TRACE_SQL}" "$BED_TMP/trace" "SELECT count(*) FROM calls WHERE fn = 12") transmits"
 exit $status
