@@ -40,7 +40,14 @@ static const char *const stmt_sql[IS_COUNT] = {
 	[IS_DATA_VERSION] = "PRAGMA data_version",
 };
 
-/* "INSERT INTO calls(<calls.def>) VALUES(?,...)" with @p rows rows. */
+/*
+ * "INSERT OR FAIL INTO calls(<calls.def>) VALUES(?,...)" with @p rows rows.
+ * OR FAIL: a constraint that fails (none can: NOT NULL columns are always
+ * bound) would leave the rows before it in place instead of undoing them,
+ * so SQLite keeps no statement journal (the pages each multi-row INSERT
+ * touches copied once more); a failed statement rolls back the whole
+ * transaction here anyway (import_journal, recover.c).
+ */
 static char *
 calls_sql(int rows)
 {
@@ -52,7 +59,7 @@ calls_sql(int rows)
 	s = malloc(len);
 	if (!s)
 		return NULL;
-	p = stpcpy(s, "INSERT INTO calls(");
+	p = stpcpy(s, "INSERT OR FAIL INTO calls(");
 	for (int i = 0; i < CALL_COLS; i++)
 		p = stpcpy(stpcpy(p, i ? ", " : ""), call_cols[i].name);
 	p = stpcpy(p, ") VALUES");
