@@ -46,7 +46,7 @@ fi
 echo "== CPU per transmit (uptime: $(uptime))"
 PCSCTAP_TRACE=$BED_TMP/trace-cpu LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
 	BENCH_PCSCD_PID=$(cat "$BED_DIR/pcscd.bedpid") \
-	"$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" "${CPU_N:-20000}" "${CPU_ROUNDS:-7}" || status=1
+	"$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" "${CPU_N:-10000}" "${CPU_ROUNDS:-15}" || status=1
 echo "(uptime: $(uptime))"
 # Instructions instead of CPU time: deterministic where the CPU figures
 # are noisy (other work on the machine), user space only (what the kernel
