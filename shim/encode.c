@@ -39,6 +39,35 @@ shim_extra(struct shim_call *c, const char *fmt, ...)
 		c->extra_len += (size_t)n < room ? (size_t)n : room - 1;
 }
 
+/*
+ * "<name><suffix>=<v>", as shim_extra(c, "%s%s=%lu", ...) writes it, without
+ * stdio: one is written on every transmit, where vsnprintf cost the
+ * application's thread more than the rest of the shim.  What would not
+ * fit goes the general (truncating) way.
+ */
+static void
+extra_num(struct shim_call *c, const char *name, const char *suffix, unsigned long v)
+{
+	size_t nlen = strlen(name), slen = strlen(suffix), dlen = 0;
+	char digits[24], *p;
+
+	for (unsigned long x = v; dlen == 0 || x; x /= 10)
+		digits[sizeof(digits) - ++dlen] = (char)('0' + x % 10);
+	if (c->extra_len + 1 + nlen + slen + 1 + dlen >= sizeof(c->extra)) {
+		shim_extra(c, "%s%s=%lu", name, suffix, v);
+		return;
+	}
+	p = c->extra + c->extra_len;
+	if (c->extra_len)
+		*p++ = ' ';
+	p = mempcpy(p, name, nlen);
+	p = mempcpy(p, suffix, slen);
+	*p++ = '=';
+	p = mempcpy(p, digits + sizeof(digits) - dlen, dlen);
+	*p = '\0';
+	c->extra_len = (size_t)(p - c->extra);
+}
+
 /* ---- typed helpers ------------------------------------------------------ */
 
 static void
@@ -91,7 +120,7 @@ note_len_in(struct shim_call *c, int slot, const DWORD *p, const char *name)
 	if (*p == SCARD_AUTOALLOCATE)
 		shim_extra(c, "%s=auto", name);
 	else
-		shim_extra(c, "%s=%lu", name, (unsigned long)*p);
+		extra_num(c, name, "", (unsigned long)*p);
 }
 
 /*
@@ -113,7 +142,7 @@ out_data(struct shim_call *c, LONG rv, int slot, const void *buf,
 		return buf;
 	}
 	if (rv == SCARD_S_SUCCESS || rv == SCARD_E_INSUFFICIENT_BUFFER)
-		shim_extra(c, "%s_out=%lu", name, (unsigned long)*plen);
+		extra_num(c, name, "_out", (unsigned long)*plen);
 	return NULL;
 }
 
@@ -133,7 +162,7 @@ static void
 set_in(struct shim_call *c, const void *data, DWORD len, const char *name)
 {
 	if (len > MAX_BUFFER_SIZE_EXTENDED) {
-		shim_extra(c, "%s=%lu", name, (unsigned long)len);
+		extra_num(c, name, "", (unsigned long)len);
 		return;
 	}
 	set_blob(&c->call.in, data, len);
@@ -327,7 +356,7 @@ pre_SCardGetStatusChange(struct shim_call *c, SCARDCONTEXT hContext, DWORD dwTim
 	c->call.present |= TRACE_HAS_TIMEOUT;
 	c->call.timeout = dwTimeout;
 	note_null(c, rgReaderStates, "rgReaderStates");
-	shim_extra(c, "cReaders=%lu", (unsigned long)cReaders);
+	extra_num(c, "cReaders", "", (unsigned long)cReaders);
 }
 
 /*
@@ -401,7 +430,7 @@ pre_SCardControl(struct shim_call *c, SCARDHANDLE hCard, DWORD dwControlCode,
 	set_in(c, pbSendBuffer, cbSendLength, "cbSendLength");
 	note_null(c, pbSendBuffer, "pbSendBuffer");
 	note_null(c, pbRecvBuffer, "pbRecvBuffer");
-	shim_extra(c, "cbRecvLength=%lu", (unsigned long)cbRecvLength);
+	extra_num(c, "cbRecvLength", "", (unsigned long)cbRecvLength);
 	note_null(c, lpBytesReturned, "lpBytesReturned");
 }
 
@@ -413,7 +442,7 @@ post_SCardControl(struct shim_call *c, LONG rv, SCARDHANDLE hCard, DWORD dwContr
 	if (rv == SCARD_S_SUCCESS && pbRecvBuffer && lpBytesReturned)
 		set_blob(&c->call.out, pbRecvBuffer, *lpBytesReturned);
 	else if (lpBytesReturned && *lpBytesReturned)
-		shim_extra(c, "lpBytesReturned_out=%lu", (unsigned long)*lpBytesReturned);
+		extra_num(c, "lpBytesReturned", "_out", (unsigned long)*lpBytesReturned);
 }
 
 void

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(CALL_COLS <= INGEST_CALL_COLS_MAX, "a bit per column of calls");
+
 static const char *const stmt_sql[IS_COUNT] = {
 	[IS_CALL] = NULL,	/* built by calls_sql() */
 	[IS_CALLS] = NULL,
@@ -38,7 +40,14 @@ static const char *const stmt_sql[IS_COUNT] = {
 	[IS_DATA_VERSION] = "PRAGMA data_version",
 };
 
-/* "INSERT INTO calls(<calls.def>) VALUES(?,...)" with @p rows rows. */
+/*
+ * "INSERT OR FAIL INTO calls(<calls.def>) VALUES(?,...)" with @p rows rows.
+ * OR FAIL: a constraint that fails (none can: NOT NULL columns are always
+ * bound) would leave the rows before it in place instead of undoing them,
+ * so SQLite keeps no statement journal (the pages each multi-row INSERT
+ * touches copied once more); a failed statement rolls back the whole
+ * transaction here anyway (import_journal, recover.c).
+ */
 static char *
 calls_sql(int rows)
 {
@@ -50,7 +59,7 @@ calls_sql(int rows)
 	s = malloc(len);
 	if (!s)
 		return NULL;
-	p = stpcpy(s, "INSERT INTO calls(");
+	p = stpcpy(s, "INSERT OR FAIL INTO calls(");
 	for (int i = 0; i < CALL_COLS; i++)
 		p = stpcpy(stpcpy(p, i ? ", " : ""), call_cols[i].name);
 	p = stpcpy(p, ") VALUES");
@@ -128,11 +137,13 @@ bind_blob(sqlite3_stmt *st, int i, struct trace_blob b)
 /*
  * Bind one call as the row whose first parameter is @p base + 1, column by
  * column as calls.def has them.  A column is bound NULL only if it held a
- * value in the previous row bound there (*@p bound: bit i for column i):
- * a steady stream of one function binds no NULLs at all.
+ * value in the previous row bound there (*@p bound: bit i for column i),
+ * and an integer only if it differs from the one bound there (@p val):
+ * a steady stream of one function binds no NULLs and few integers.  Text
+ * and blobs point into the journal, so they are bound every time.
  */
 static void
-bind_call(struct ingest *in, sqlite3_stmt *st, int base, uint32_t *bound,
+bind_call(struct ingest *in, sqlite3_stmt *st, int base, uint32_t *bound, int64_t *val,
 	  const struct trace_call *c)
 {
 	uint32_t now = 0;
@@ -141,35 +152,40 @@ bind_call(struct ingest *in, sqlite3_stmt *st, int base, uint32_t *bound,
 		const char *f = (const char *)c + call_cols[i].off;
 		int idx = base + i + 1;
 		int present = 1;
-		int64_t v;
+		int is_int = 1;
+		int64_t v = 0;
 
 		switch (call_cols[i].kind) {
 		case CC_PID:
-			sqlite3_bind_int64(st, idx, in->pid);
+			v = in->pid;
 			break;
 		case CC_INT:
-			sqlite3_bind_int(st, idx, *(const int *)f);
+			v = *(const int *)f;
 			break;
 		case CC_I64:
-			sqlite3_bind_int64(st, idx, *(const int64_t *)f);
+			v = *(const int64_t *)f;
 			break;
 		case CC_OPT:
 			present = (c->present & call_cols[i].bit) != 0;
-			if (present) {
+			if (present)
 				memcpy(&v, f, sizeof(v));
-				sqlite3_bind_int64(st, idx, v);
-			}
 			break;
 		case CC_TEXT:
+			is_int = 0;
 			present = *(const char *const *)f != NULL;
 			if (present)
 				sqlite3_bind_text(st, idx, *(const char *const *)f, -1, SQLITE_STATIC);
 			break;
 		case CC_BLOB:
+			is_int = 0;
 			present = ((const struct trace_blob *)f)->data != NULL;
 			if (present)
 				bind_blob(st, idx, *(const struct trace_blob *)f);
 			break;
+		}
+		if (present && is_int && (!(*bound & (1u << i)) || val[i] != v)) {
+			sqlite3_bind_int64(st, idx, v);
+			val[i] = v;
 		}
 		if (present)
 			now |= 1u << i;
@@ -186,7 +202,7 @@ insert_call(struct ingest *in, const struct trace_call *c)
 	int64_t call_id;
 	int rc;
 
-	bind_call(in, st, 0, &in->call_bound[0], c);
+	bind_call(in, st, 0, &in->call_bound[0], in->call_val[0], c);
 	rc = ingest_run(in, IS_CALL);
 	if (rc != SQLITE_OK || !c->n_states)
 		goto out;
@@ -213,7 +229,7 @@ insert_calls(struct ingest *in, const struct trace_call *calls)
 	sqlite3_stmt *st = in->st[IS_CALLS];
 
 	for (int r = 0; r < INGEST_CALL_ROWS; r++)
-		bind_call(in, st, r * CALL_COLS, &in->call_bound[1 + r], &calls[r]);
+		bind_call(in, st, r * CALL_COLS, &in->call_bound[1 + r], in->call_val[1 + r], &calls[r]);
 	return ingest_run(in, IS_CALLS);
 }
 

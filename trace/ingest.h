@@ -14,6 +14,8 @@
 
 /* Calls inserted by one multi-row INSERT. */
 #define INGEST_CALL_ROWS 32
+/* Columns of calls at most (a bit each in a uint32_t). */
+#define INGEST_CALL_COLS_MAX 32
 
 enum ingest_stmt {
 	IS_CALL,
@@ -39,6 +41,10 @@ struct ingest {
 	 * bound to a value, so that only those that become absent are bound
 	 * NULL. */
 	uint32_t call_bound[1 + INGEST_CALL_ROWS];
+	/* The integers bound there (where call_bound says so): a value that
+	 * does not change from row to row (pid, fn, card, rv, ...) is not
+	 * bound again. */
+	int64_t call_val[1 + INGEST_CALL_ROWS][INGEST_CALL_COLS_MAX];
 	int64_t pid;		/* the process whose events are inserted */
 	struct trace_reader_state *states;	/* decoding scratch */
 	size_t states_cap;

@@ -18,6 +18,7 @@ bench env
 status=$?
 if [ -f "$spy_lib" ] && command -v pcsc-spy >/dev/null; then
 	# pcsc-spy makes and reads $HOME/pcsc-spy; the library writes to it.
+	# It reads until the end of file: until the spy run below ends.
 	export HOME=$BED_TMP
 	pcsc-spy -n > "$BED_TMP/spy.out" 2>&1 &
 	spy_pid=$!
@@ -33,27 +34,52 @@ if [ -f "$spy_lib" ] && command -v pcsc-spy >/dev/null; then
 else
 	echo "pcsc-spy not installed: no comparison with it"
 fi
-status=$?
-# CPU, not time: what tracing adds per transmit, all threads (the writer
-# thread too; pcsc-spy's reader process for pcsc-spy) — target <= 2.0 us
-# for pcsctap, and pcsc-spy's addition >= 35 times it.  pcsctap runs
-# without the spy preloaded (it would be in them too).
-cpu_bench() {
-	PCSCTAP_TRACE=$BED_TMP/trace-cpu LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
-		"$@" "$BENCH_TRANSMIT" "$BED_READER" "$PCSCTAP_SHIM" cpu "${CPU_N:-20000}" ${cpu_spy:-}
-}
-echo "== CPU per transmit (uptime: $(uptime))"
-cpu_bench env > "$BED_TMP/cpu-tap.txt" || status=1
-cat "$BED_TMP/cpu-tap.txt"
+# CPU, not time: what tracing adds per transmit, all threads of the
+# process (the writer thread too; for pcsc-spy also the pcsc-spy process
+# reading its FIFO: bench_cpu.c starts one per child) — target <= 2.0 us for
+# pcsctap, and pcsc-spy's addition >= 35 times it.  pcscd's CPU is shown
+# apart.
 if [ -n "${spy_pid:-}" ]; then
-	cpu_spy=$spy_pid cpu_bench env "$spy_env" LD_PRELOAD="$spy_lib" > "$BED_TMP/cpu-spy.txt" || status=1
-	cat "$BED_TMP/cpu-spy.txt"
-	tap=$(sed -n 's/.*adds \([0-9.-]*\) us/\1/p' "$BED_TMP/cpu-tap.txt")
-	spy=$(sed -n 's/.*adds \([0-9.-]*\) us/\1/p' "$BED_TMP/cpu-spy.txt")
-	if [ "$(echo "$tap > 0.05" | bc 2>/dev/null)" = 1 ]; then
-		echo "pcsc-spy adds $(echo "scale=1; $spy / $tap" | bc) times what pcsctap adds (CPU)"
-	else
-		echo "pcsctap adds less CPU than this run resolves (${tap} us); pcsc-spy adds ${spy} us"
+	export BENCH_SPY_LIB=$spy_lib BENCH_SPY_LIBDIR=$BED_TMP/nospy BENCH_SPY_HOME=$BED_TMP/spy-cpu
+	mkdir -p "$BENCH_SPY_HOME"
+fi
+echo "== CPU per transmit (uptime: $(uptime))"
+PCSCTAP_TRACE=$BED_TMP/trace-cpu LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
+	BENCH_PCSCD_PID=$(cat "$BED_DIR/pcscd.bedpid") \
+	"$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" "${CPU_N:-10000}" "${CPU_ROUNDS:-15}" || status=1
+echo "(uptime: $(uptime))"
+# Instructions instead of CPU time: deterministic where the CPU figures
+# are noisy (other work on the machine), user space only (what the kernel
+# does for a system call is not counted), per thread.  Callgrind runs the
+# child of bench-cpu, untraced and pcsctap, at N and 2N.
+if command -v valgrind >/dev/null; then
+	echo "== user-space instructions per transmit (callgrind, slope between ${INSN_N:-2000} and $((2 * ${INSN_N:-2000})); deterministic)"
+	mkdir -p "$BED_TMP/cg"
+	# insns MODE N: "main-thread other-threads" instructions of one child.
+	insns() {
+		rm -f "$BED_TMP/cg/"*
+		PCSCTAP_TRACE=$BED_TMP/cg-trace-$1-$2 LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
+			valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$BED_TMP/cg/out" \
+			"$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" --child "$1" "$2" 9 9>/dev/null 2>/dev/null || return 1
+		rm -f "$BED_TMP/cg-trace-$1-$2"*
+		# One file per thread, out-01 the main thread; "totals: N" in each.
+		for f in "$BED_TMP/cg/"out*; do
+			printf '%s %s\n' "${f##*-}" "$(sed -n 's/^totals: *//p' "$f")"
+		done | awk '$1 == "01" { m += $2 } $1 != "01" { o += $2 } END { print m + 0, o + 0 }'
+	}
+	n=${INSN_N:-2000}
+	for mode in 0 1; do
+		if ! r1=$(insns $mode $n) || ! r2=$(insns $mode $((2 * n))); then
+			echo "callgrind run failed"; status=1; break
+		fi
+		read -r m1 o1 <<< "$r1"
+		read -r m2 o2 <<< "$r2"
+		main[$mode]=$(( (m2 - m1) / n )) other[$mode]=$(( (o2 - o1) / n ))
+	done
+	if [ -n "${other[1]:-}" ]; then
+		echo "  untraced  $(( main[0] + other[0] )) (the application's thread ${main[0]})"
+		echo "  pcsctap   $(( main[1] + other[1] )), adds $(( main[1] + other[1] - main[0] - other[0] ))" \
+			"(the application's thread +$(( main[1] - main[0] )), writer thread ${other[1]}, its exit work included)"
 	fi
 fi
 [ -n "${spy_pid:-}" ] && kill "$spy_pid" 2>/dev/null

@@ -14,25 +14,11 @@
  * real library instance, so they share the handle.  Alternating within one run keeps drift (CPU
  * frequency, the card, pcscd) out of the ratios.  Prints the median batch
  * time per APDU of each and the overheads relative to the real library.
- *
- *	bench-transmit READER SHIM cpu N
- *	LD_PRELOAD=libpcscspy.so.0 bench-transmit READER SHIM cpu N SPY_READER_PID
- *
- * CPU instead of time: untraced and pcsctap (or, given the pcsc-spy
- * reader's pid, untraced and pcsc-spy), child processes making N and 2N
- * transmits and ending normally (the trace writer thread finishes its work
- * before exit); the CPU each child used, all its threads (wait4), plus for
- * pcsc-spy the CPU of the pcsc-spy process that reads its FIFO, gives the
- * slope per transmit between N and 2N, so that start-up (binding, the
- * trace's creation) cancels.  Prints each one's CPU per transmit and what
- * tracing adds.  Medians of ROUNDS_CPU (5) repetitions.
+ * CPU per transmit is bench_cpu.c's.
  */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,12 +31,18 @@ enum { REAL, SHIM, SPY, N_MODES };
 static const char *const names[N_MODES] = { "untraced", "pcsctap", "pcsc-spy" };
 
 static double
-now_us(void)
+clock_us(clockid_t clk)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clk, &ts);
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static double
+now_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
 }
 
 static int
@@ -81,125 +73,13 @@ load(const char *path)
 	return (transmit_fn)dlsym(h, "SCardTransmit");
 }
 
-/* CPU of the process @p pid so far (utime + stime from /proc), in us. */
-static double
-proc_cpu_us(pid_t pid)
-{
-	unsigned long ut = 0, st = 0;
-	char path[64], buf[1024], *p;
-	FILE *f;
-
-	if (pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
-	fclose(f);
-	/* After "pid (comm)": state is field 3, utime 14, stime 15. */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (ut + st) * 1e6 / sysconf(_SC_CLK_TCK);
-}
-
-/* One child: @p n transmits through mode @p m, then a normal exit. */
-static int
-cpu_child(int m, const char *reader, const char *shim, long n)
-{
-	static const BYTE apdu[] = { 0x00, 0xA4, 0x04, 0x00, 0x00 };
-	transmit_fn fn = m == REAL ? (transmit_fn)dlsym(dlopen("libpcsclite.so.1", RTLD_NOW | RTLD_NOLOAD),
-						       "SCardTransmit")
-		       : m == SHIM ? load(shim) : SCardTransmit;
-	SCARD_IO_REQUEST recv_pci;
-	SCARDCONTEXT ctx;
-	SCARDHANDLE card;
-	DWORD active, len;
-	BYTE resp[258];
-
-	if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) ||
-	    SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &active))
-		return 1;
-	for (long i = 0; i < n; i++) {
-		len = sizeof(resp);
-		if (fn(card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len))
-			return 1;
-	}
-	SCardDisconnect(card, SCARD_LEAVE_CARD);
-	SCardReleaseContext(ctx);
-	return 0;
-}
-
-/* CPU (us) of a child making @p n transmits in mode @p m, or -1. */
-static double
-cpu_run(int m, const char *reader, const char *shim, long n, pid_t spy_reader)
-{
-	double spy0 = m == SPY ? proc_cpu_us(spy_reader) : 0;
-	struct rusage ru;
-	pid_t pid;
-	int st;
-
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0)
-		_exit(cpu_child(m, reader, shim, n));
-	if (wait4(pid, &st, 0, &ru) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return -1;
-	/* The spy's reader may still be draining the FIFO. */
-	if (m == SPY)
-		usleep(200000);
-	return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1e6 +
-	       ru.ru_stime.tv_usec + (m == SPY ? proc_cpu_us(spy_reader) - spy0 : 0);
-}
-
-#define ROUNDS_CPU 5
-
-/*
- * Untraced against pcsctap, or (with the pid of the pcsc-spy process
- * reading the FIFO, and the spy preloaded) untraced against pcsc-spy: a
- * spy preloaded next to the shim would be in the pcsctap runs too.
- */
-static int
-cpu_bench(const char *reader, const char *shim, long n, pid_t spy_reader)
-{
-	const int modes[2] = { REAL, spy_reader > 0 ? SPY : SHIM };
-	double slope[2][ROUNDS_CPU], med[2];
-	double load[3] = { -1, -1, -1 };
-
-	getloadavg(load, 3);
-	printf("CPU per SCardTransmit, slope between %ld and %ld transmits (all threads of the"
-	       " process%s; load %.2f %.2f %.2f):\n", n, 2 * n,
-	       spy_reader > 0 ? ", + the pcsc-spy reader process" : "", load[0], load[1], load[2]);
-	for (int r = 0; r < ROUNDS_CPU; r++) {
-		for (int k = 0; k < 2; k++) {
-			double a = cpu_run(modes[k], reader, shim, n, spy_reader);
-			double b = cpu_run(modes[k], reader, shim, 2 * n, spy_reader);
-
-			if (a < 0 || b < 0) {
-				fprintf(stderr, "bench: a %s run failed\n", names[modes[k]]);
-				return 1;
-			}
-			slope[k][r] = (b - a) / n;
-		}
-	}
-	for (int k = 0; k < 2; k++) {
-		qsort(slope[k], ROUNDS_CPU, sizeof(double), cmp_double);
-		med[k] = slope[k][ROUNDS_CPU / 2];
-	}
-	printf("  %-9s %7.2f us CPU/transmit  (median of %d)\n", names[REAL], med[0], ROUNDS_CPU);
-	printf("  %-9s %7.2f us CPU/transmit, adds %.2f us\n", names[modes[1]], med[1],
-	       med[1] - med[0]);
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
 	static const BYTE apdu[] = { 0x00, 0xA4, 0x04, 0x00, 0x00 };
 	transmit_fn fn[N_MODES] = { NULL, NULL, SCardTransmit };
 	double *samples[N_MODES], *ratio[N_MODES], median[N_MODES], overhead[N_MODES];
+	double *cpu[N_MODES], *cpu_add[N_MODES];
 	SCARDCONTEXT ctx;
 	SCARDHANDLE card;
 	DWORD active, len;
@@ -208,8 +88,6 @@ main(int argc, char **argv)
 	BYTE resp[258];
 	int rounds, batch, n_modes;
 
-	if (argc >= 5 && !strcmp(argv[3], "cpu"))
-		return cpu_bench(argv[1], argv[2], atol(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
 	if (argc != 5 && argc != 6)
 		return 2;
 	rounds = atoi(argv[3]);
@@ -222,6 +100,8 @@ main(int argc, char **argv)
 		return 1;
 	for (int m = 0; m < n_modes; m++) {
 		samples[m] = calloc(rounds, sizeof(double));
+		cpu[m] = calloc(rounds, sizeof(double));
+		cpu_add[m] = calloc(rounds, sizeof(double));
 		/* Warm up: binding, trace creation, the spy's FIFO. */
 		for (int i = 0; i < batch; i++) {
 			len = sizeof(resp);
@@ -232,7 +112,7 @@ main(int argc, char **argv)
 		for (int k = 0; k < n_modes; k++) {
 			/* Rotate the order too: no mode always runs first. */
 			int m = (r + k) % n_modes;
-			double t0 = now_us();
+			double t0 = now_us(), c0 = clock_us(CLOCK_THREAD_CPUTIME_ID);
 
 			for (int i = 0; i < batch; i++) {
 				len = sizeof(resp);
@@ -242,12 +122,15 @@ main(int argc, char **argv)
 				}
 			}
 			samples[m][r] = (now_us() - t0) / batch;
+			cpu[m][r] = (clock_us(CLOCK_THREAD_CPUTIME_ID) - c0) / batch;
 		}
 	}
 	for (int m = 1; m < n_modes; m++) {
 		ratio[m] = calloc(rounds, sizeof(double));
-		for (int r = 0; r < rounds; r++)
+		for (int r = 0; r < rounds; r++) {
 			ratio[m][r] = samples[m][r] / samples[REAL][r];
+			cpu_add[m][r] = cpu[m][r] - cpu[REAL][r];
+		}
 	}
 	for (int m = 0; m < n_modes; m++) {
 		qsort(samples[m], rounds, sizeof(double), cmp_double);
@@ -264,6 +147,15 @@ main(int argc, char **argv)
 	}
 	if (n_modes == N_MODES)
 		printf("pcsctap overhead / pcsc-spy overhead: %.3f\n", overhead[SHIM] / overhead[SPY]);
+	/* The application's thread alone, paired batch by batch: the same
+	 * process (so the untraced calls pay the writer thread's presence
+	 * too: glibc's multi-threaded paths), drift cancelled at the scale
+	 * of a batch.  The writer's own CPU is bench_cpu.c's. */
+	for (int m = 1; m < n_modes; m++) {
+		qsort(cpu_add[m], rounds, sizeof(double), cmp_double);
+		printf("%s on the application's thread: %+.2f us CPU/APDU (median of paired batches)\n",
+		       names[m], cpu_add[m][rounds / 2]);
+	}
 	SCardDisconnect(card, SCARD_LEAVE_CARD);
 	SCardReleaseContext(ctx);
 	return 0;

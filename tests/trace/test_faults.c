@@ -293,7 +293,7 @@ Test(faults, injected_busy)
 static int
 step_full(sqlite3_stmt *st)
 {
-	if (full_left > 0 && !strncmp(sqlite3_sql(st), "INSERT INTO calls", 17)) {
+	if (full_left > 0 && strstr(sqlite3_sql(st), "INTO calls(")) {
 		__atomic_sub_fetch(&full_left, 1, __ATOMIC_RELAXED);
 		return SQLITE_FULL;
 	}

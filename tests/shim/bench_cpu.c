@@ -1,0 +1,474 @@
+/*
+ * bench_cpu.c — CPU per SCardTransmit: untraced, pcsctap and pcsc-spy in
+ * the same run.
+ *
+ *	bench-cpu READER SHIM N ROUNDS
+ *	env: BENCH_PCSCD_PID   pcscd, whose CPU is shown apart (never counted)
+ *	     BENCH_SPY_LIB     libpcscspy.so.0: adds the pcsc-spy mode, with
+ *	     BENCH_SPY_LIBDIR  a directory holding libpcsclite_nospy.so.1 and
+ *	     BENCH_SPY_HOME    where the spy's FIFO ($HOME/pcsc-spy) is made
+ *
+ * Every measurement is a fresh process (this program exec'd as a child)
+ * making N or 2N transmits and then ending normally, so that the trace
+ * writer's last import and checkpoint are in it; the slope between N and
+ * 2N cancels start-up (binding, the trace's creation, exec).  A round
+ * measures every mode at N and at 2N, in an order that rotates from round
+ * to round; what tracing adds is the median over the rounds of each
+ * round's difference to the untraced slope, so that drift (other work on
+ * the machine, CPU frequency) cancels pairwise.
+ *
+ * What is counted: the child's CPU, all its threads (wait4), plus for
+ * pcsc-spy the CPU of the pcsc-spy process that reads the spy's FIFO
+ * (a fresh one per child: it reads until the child's end closes the FIFO
+ * and then exits, so wait4 gives all of its work).  The child also
+ * reports its main thread's CPU during the transmit loop and the whole
+ * process's, which splits what tracing adds into the application's
+ * thread, the writer thread during the loop, and the exit (the writer's
+ * final import and the checkpoint into one file).  pcscd's CPU per
+ * transmit is printed too: the other side of every transmit, the same in
+ * every mode (a check), never in the figures.
+ *
+ * Each pcsctap child writes a fresh trace (PCSCTAP_TRACE-<child>), as
+ * `pcsctap run -o` would, which must hold every one of its transmits.
+ *
+ * The spy needs a receive PCI: pcsc-lite 1.9.9's crashes on a NULL one.
+ * A run whose pcsc-spy did not see every transmit fails (the comparison
+ * would be with a spy that logs nothing).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include <winscard.h>
+
+typedef LONG (*transmit_fn)(SCARDHANDLE, const SCARD_IO_REQUEST *, LPCBYTE, DWORD,
+			    SCARD_IO_REQUEST *, LPBYTE, LPDWORD);
+
+enum { REAL, SHIM, SPY, N_MODES };
+static const char *const names[N_MODES] = { "untraced", "pcsctap", "pcsc-spy" };
+
+enum { WARMUP = 100, MAX_ROUNDS = 101 };
+
+/* One child's figures, in us. */
+struct sample {
+	double total;		/* the child, all threads, + the spy's reader */
+	double main;		/* the main thread during the loop */
+	double others;		/* the other threads during the loop (the writer) */
+	double exit;		/* after the loop: exit handlers (final import, checkpoint) */
+	double reader;		/* pcsc-spy's reader process */
+	double pcscd;
+};
+
+static const BYTE apdu[] = { 0x00, 0xA4, 0x04, 0x00, 0x00 };
+
+static int64_t
+clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double
+rusage_us(const struct rusage *ru)
+{
+	return ru->ru_utime.tv_sec * 1e6 + ru->ru_utime.tv_usec + ru->ru_stime.tv_sec * 1e6 +
+	       ru->ru_stime.tv_usec;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, n, sizeof(double), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The child                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* libpcsctap.so's SCardTransmit, bound and with its trace started. */
+static transmit_fn
+load_shim(const char *path)
+{
+	LONG (*establish)(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT);
+	LONG (*release)(SCARDCONTEXT);
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	SCARDCONTEXT ctx;
+
+	if (!h) {
+		fprintf(stderr, "bench-cpu: %s\n", dlerror());
+		return NULL;
+	}
+	establish = (LONG (*)(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT))dlsym(h, "SCardEstablishContext");
+	release = (LONG (*)(SCARDCONTEXT))dlsym(h, "SCardReleaseContext");
+	if (establish(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) == SCARD_S_SUCCESS)
+		release(ctx);
+	return (transmit_fn)dlsym(h, "SCardTransmit");
+}
+
+/*
+ * @p n transmits through mode @p m; reports "main_ns loop_ns end_ns" on
+ * @p fd (the main thread's and the process's CPU during the loop, the
+ * process's CPU at its end), then ends normally.
+ */
+static int
+child(int m, const char *reader, const char *shim, long n, int fd)
+{
+	SCARD_IO_REQUEST recv_pci;
+	SCARDCONTEXT ctx;
+	SCARDHANDLE card;
+	DWORD active, len;
+	BYTE resp[258];
+	transmit_fn fn;
+	int64_t t0, p0, t1, p1;
+
+	/* For pcsc-spy these are the spy's (preloaded): it opens its FIFO. */
+	if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) ||
+	    SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &active))
+		return 1;
+	fn = m == REAL ? (transmit_fn)dlsym(dlopen("libpcsclite.so.1", RTLD_NOW | RTLD_NOLOAD),
+					    "SCardTransmit")
+	   : m == SHIM ? load_shim(shim) : SCardTransmit;
+	if (!fn)
+		return 1;
+	for (long i = 0; i < WARMUP; i++) {
+		len = sizeof(resp);
+		if (fn(card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len))
+			return 1;
+	}
+	t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	p0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	for (long i = 0; i < n; i++) {
+		len = sizeof(resp);
+		if (fn(card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len))
+			return 1;
+	}
+	t1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	p1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	dprintf(fd, "%lld %lld %lld\n", (long long)(t1 - t0), (long long)(p1 - p0), (long long)p1);
+	close(fd);
+	SCardDisconnect(card, SCARD_LEAVE_CARD);
+	SCardReleaseContext(ctx);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The parent                                                             */
+/* ---------------------------------------------------------------------- */
+
+static const char *reader_name, *shim_path;
+static const char *spy_lib, *spy_libdir, *spy_home, *trace_base;
+static int child_no;
+static clockid_t pcscd_clock;
+static int have_pcscd;
+
+static void
+spy_path(char *buf, size_t len, const char *leaf)
+{
+	snprintf(buf, len, "%s/%s", spy_home, leaf);
+}
+
+/* A pcsc-spy reading a fresh FIFO, its output in spy.out. */
+static pid_t
+start_spy_reader(void)
+{
+	char fifo[4096], out[4096];
+	pid_t pid;
+	int fd;
+
+	spy_path(fifo, sizeof(fifo), "pcsc-spy");
+	spy_path(out, sizeof(out), "spy.out");
+	unlink(fifo);
+	if (mkfifo(fifo, 0600) < 0) {
+		perror("bench-cpu: mkfifo");
+		return -1;
+	}
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		_exit(127);
+	fd = open("/dev/null", O_RDONLY);
+	if (fd < 0 || dup2(fd, 0) < 0)
+		_exit(127);
+	setenv("HOME", spy_home, 1);
+	execlp("pcsc-spy", "pcsc-spy", "-n", (char *)NULL);
+	_exit(127);
+}
+
+/* The SCardTransmit count of pcsc-spy's summary ("... (N calls) ... SCardTransmit"). */
+static long
+spy_transmits(void)
+{
+	char out[4096], line[512];
+	long total = 0, calls;
+	FILE *f;
+
+	spy_path(out, sizeof(out), "spy.out");
+	f = fopen(out, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, " calls) ");
+
+		line[strcspn(line, "\n")] = '\0';
+		if (p && strlen(line) > 14 && !strcmp(line + strlen(line) - 14, " SCardTransmit") &&
+		    sscanf(strrchr(line, '(') ? strrchr(line, '(') + 1 : "", "%ld", &calls) == 1)
+			total += calls;
+	}
+	fclose(f);
+	unlink(out);
+	return total;
+}
+
+/* The transmits (fn 12) in the trace @p path, which is then removed. */
+static long
+trace_transmits(const char *path)
+{
+	char side[4200];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = NULL;
+	long count = -1;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM calls WHERE fn = 12", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		count = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	unlink(path);
+	for (int i = 0; i < 2; i++) {
+		snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal");
+		unlink(side);
+	}
+	return count;
+}
+
+static double
+pcscd_us(void)
+{
+	return have_pcscd ? clock_ns(pcscd_clock) / 1e3 : 0;
+}
+
+/* One child in mode @p m making @p n transmits: its figures, or -1. */
+static int
+run(const char *self, int m, long n, struct sample *s)
+{
+	char nbuf[32], mbuf[8], fdbuf[16], report[128], trace[4096];
+	double pcscd0 = pcscd_us(), pcscd1;
+	long long main_ns, loop_ns, end_ns;
+	pid_t spy = 0, pid;
+	struct rusage ru;
+	int p[2], st;
+	ssize_t len;
+
+	memset(s, 0, sizeof(*s));
+	if (m == SPY && (spy = start_spy_reader()) < 0)
+		return -1;
+	if (pipe(p) < 0)
+		return -1;
+	snprintf(nbuf, sizeof(nbuf), "%ld", n);
+	snprintf(mbuf, sizeof(mbuf), "%d", m);
+	snprintf(fdbuf, sizeof(fdbuf), "%d", p[1]);
+	snprintf(trace, sizeof(trace), "%s-%d", trace_base, child_no++);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		char *argv[] = { (char *)self, (char *)reader_name, (char *)shim_path, "--child",
+				 mbuf, nbuf, fdbuf, NULL };
+
+		close(p[0]);
+		setenv("PCSCTAP_TRACE", trace, 1);
+		if (m == SPY) {
+			const char *old = getenv("LD_LIBRARY_PATH");
+			char path[8192];
+
+			snprintf(path, sizeof(path), "%s%s%s", spy_libdir, old ? ":" : "", old ? old : "");
+			setenv("LD_LIBRARY_PATH", path, 1);
+			setenv("LD_PRELOAD", spy_lib, 1);
+			setenv("HOME", spy_home, 1);
+		}
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(p[1]);
+	len = read(p[0], report, sizeof(report) - 1);
+	close(p[0]);
+	if (wait4(pid, &st, 0, &ru) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || len <= 0) {
+		fprintf(stderr, "bench-cpu: a %s child failed\n", names[m]);
+		if (spy > 0) {
+			kill(spy, SIGKILL);
+			waitpid(spy, &st, 0);
+		}
+		return -1;
+	}
+	pcscd1 = pcscd_us();
+	report[len] = '\0';
+	if (sscanf(report, "%lld %lld %lld", &main_ns, &loop_ns, &end_ns) != 3)
+		return -1;
+	s->total = rusage_us(&ru);
+	s->main = main_ns / 1e3;
+	s->others = (loop_ns - main_ns) / 1e3;
+	s->exit = s->total - end_ns / 1e3;
+	s->pcscd = pcscd1 - pcscd0;
+	if (m == SHIM && trace_transmits(trace) != n + WARMUP) {
+		fprintf(stderr, "bench-cpu: the trace of a pcsctap child lacks transmits: not tracing,"
+			" no comparison\n");
+		return -1;
+	}
+	if (spy > 0) {
+		char fifo[4096];
+		struct rusage sru;
+		long seen;
+		int fd;
+
+		/* A reader still waiting for a writer (a child that never opened
+		 * the FIFO) gets its end of file. */
+		spy_path(fifo, sizeof(fifo), "pcsc-spy");
+		fd = open(fifo, O_WRONLY | O_NONBLOCK);
+		if (fd >= 0)
+			close(fd);
+		if (wait4(spy, &st, 0, &sru) != spy)
+			return -1;
+		s->reader = rusage_us(&sru);
+		s->total += s->reader;
+		seen = spy_transmits();
+		if (seen != n + WARMUP) {
+			fprintf(stderr, "bench-cpu: pcsc-spy saw %ld transmits, not %ld: the spy is not"
+				" logging, no comparison\n", seen, n + WARMUP);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+print_load(const char *what)
+{
+	double load[3] = { -1, -1, -1 };
+
+	getloadavg(load, 3);
+	printf("%sload %.2f %.2f %.2f", what, load[0], load[1], load[2]);
+}
+
+#define SLOPE(f) ((b[k].f - a[k].f) / n)
+
+int
+main(int argc, char **argv)
+{
+	static double total[N_MODES][MAX_ROUNDS], mainth[N_MODES][MAX_ROUNDS];
+	static double others[N_MODES][MAX_ROUNDS], ex[N_MODES][MAX_ROUNDS];
+	static double reader[N_MODES][MAX_ROUNDS], pcscd[N_MODES][MAX_ROUNDS];
+	static double add[N_MODES][MAX_ROUNDS], add_main[N_MODES][MAX_ROUNDS];
+	double med_add[N_MODES];
+	const char *pcscd_pid;
+	int n_modes, rounds;
+	long n;
+
+	if (argc == 7 && !strcmp(argv[3], "--child"))
+		return child(atoi(argv[4]), argv[1], argv[2], atol(argv[5]), atoi(argv[6]));
+	if (argc != 5)
+		return 2;
+	reader_name = argv[1];
+	shim_path = argv[2];
+	n = atol(argv[3]);
+	rounds = atoi(argv[4]);
+	if (n <= 0 || rounds <= 0 || rounds > MAX_ROUNDS)
+		return 2;
+	spy_lib = getenv("BENCH_SPY_LIB");
+	spy_libdir = getenv("BENCH_SPY_LIBDIR");
+	spy_home = getenv("BENCH_SPY_HOME");
+	trace_base = getenv("PCSCTAP_TRACE");
+	if (!trace_base)
+		return 2;
+	n_modes = spy_lib && spy_libdir && spy_home ? N_MODES : SPY;
+	pcscd_pid = getenv("BENCH_PCSCD_PID");
+	have_pcscd = pcscd_pid && clock_getcpuclockid(atoi(pcscd_pid), &pcscd_clock) == 0;
+
+	printf("CPU per SCardTransmit: slope between %ld and %ld transmits, a fresh process each,"
+	       " %d rounds (", n, 2 * n, rounds);
+	print_load("");
+	printf(")\n");
+	for (int r = 0; r < rounds; r++) {
+		struct sample a[N_MODES], b[N_MODES];
+
+		/* Rotate: no mode always runs first, or always at N first. */
+		for (int i = 0; i < 2 * n_modes; i++) {
+			int k = (i + r) % n_modes;
+			int big = (i / n_modes + r) % 2;
+
+			if (run(argv[0], k, big ? 2 * n : n, big ? &b[k] : &a[k]) < 0)
+				return 1;
+		}
+		printf("  round %d:", r + 1);
+		for (int k = 0; k < n_modes; k++) {
+			total[k][r] = SLOPE(total);
+			mainth[k][r] = SLOPE(main);
+			others[k][r] = SLOPE(others);
+			ex[k][r] = SLOPE(exit);
+			reader[k][r] = SLOPE(reader);
+			pcscd[k][r] = SLOPE(pcscd);
+			printf(" %s %.2f", names[k], total[k][r]);
+			if (k != REAL)
+				printf(" (%+.2f)", total[k][r] - total[REAL][r]);
+		}
+		printf("; pcscd");
+		for (int k = 0; k < n_modes; k++)
+			printf(" %.2f", pcscd[k][r]);
+		print_load(" us; ");
+		printf("\n");
+		for (int k = 0; k < n_modes; k++) {
+			add[k][r] = total[k][r] - total[REAL][r];
+			add_main[k][r] = mainth[k][r] - mainth[REAL][r];
+		}
+	}
+	for (int k = 0; k < n_modes; k++)
+		med_add[k] = median(add[k], rounds);
+	printf("medians over %d rounds, us of CPU per transmit (", rounds);
+	print_load("");
+	printf("):\n");
+	printf("  %-9s %7.2f  (the application's thread %.2f; pcscd %.2f, not counted)\n",
+	       names[REAL], median(total[REAL], rounds), median(mainth[REAL], rounds),
+	       median(pcscd[REAL], rounds));
+	printf("  %-9s %7.2f, adds %.2f us  (application's thread %+.2f, writer thread during the"
+	       " loop %.2f, exit: final import + checkpoint %.2f; pcscd %.2f)\n",
+	       names[SHIM], median(total[SHIM], rounds), med_add[SHIM], median(add_main[SHIM], rounds),
+	       median(others[SHIM], rounds), median(ex[SHIM], rounds) - median(ex[REAL], rounds),
+	       median(pcscd[SHIM], rounds));
+	if (n_modes == N_MODES) {
+		printf("  %-9s %7.2f, adds %.2f us  (application's thread %+.2f, pcsc-spy reader"
+		       " process %.2f; pcscd %.2f)\n", names[SPY], median(total[SPY], rounds),
+		       med_add[SPY], median(add_main[SPY], rounds), median(reader[SPY], rounds),
+		       median(pcscd[SPY], rounds));
+		if (med_add[SHIM] > 0.05)
+			printf("pcsc-spy adds %.1f times what pcsctap adds (CPU)\n",
+			       med_add[SPY] / med_add[SHIM]);
+		else
+			printf("pcsctap adds less CPU than this run resolves (%.2f us); pcsc-spy adds"
+			       " %.2f us\n", med_add[SHIM], med_add[SPY]);
+	}
+	return 0;
+}
