@@ -234,7 +234,8 @@ uint32_t sidechannel_token(const struct slot *s);
  * A watcher thread per slot is a client of its own pcscd through the
  * pcscd protocol below: no context, no handle, so it never changes what
  * it observes.  It polls every OCC_FAST_MS while the card is powered or
- * announced in use, else every OCC_SLOW_MS.  The APDU path asks once more
+ * announced in use, else it sleeps, disconnected from pcscd, until pcscd
+ * calls the driver (power-up, control call).  The APDU path asks once more
  * before the first APDU of a reader not yet announced in use, and before
  * each APDU while it is announced exclusive.
  *
@@ -244,7 +245,6 @@ uint32_t sidechannel_token(const struct slot *s);
 /* pcscd's client socket: in pcscd's socket directory, as the side channel. */
 #define OCC_PCSCD_SOCKET SIDE_SOCKET_DIR "/pcscd.comm"
 #define OCC_FAST_MS 5
-#define OCC_SLOW_MS DRIVER_POLL_PERIOD_MS
 /*
  * After a wake-up (a power-up, pcscd's last SCardDisconnect) the state
  * changes within microseconds: poll every OCC_BURST_MS for OCC_BURST_SPAN_MS.

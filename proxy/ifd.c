@@ -446,9 +446,12 @@ IFDHControl(DWORD Lun, DWORD dwControlCode, PUCHAR TxBuffer, DWORD TxLength, PUC
 		return IFD_COMMUNICATION_ERROR;
 	*pdwBytesReturned = 0;
 	s = slot_find(Lun);
-	/* A traced client's marker comes after in-use (markers.md section 7). */
+	/* A traced client's marker comes after in-use (markers.md section 7);
+	 * any other control call shows a client too (a DIRECT one, maybe). */
 	if (s && dwControlCode == MARKER_CONTROL_CODE)
 		occupancy_before_use(s);
+	else if (s)
+		occupancy_nudge(s);
 	s = slot_get(Lun);
 	if (!s)
 		return IFD_COMMUNICATION_ERROR;

@@ -11,10 +11,11 @@
  * must keep its 0.4 s rhythm (each turn also advances pcscd's power-off
  * timer).  So the watcher does not wait for that wake-up: it asks for the
  * state itself (CMD_GET_READERS_STATE), every OCC_FAST_MS while the card
- * is powered or announced in use, every OCC_SLOW_MS otherwise, and every
- * OCC_BURST_MS for a moment after pcscd powers the card up or calls the
- * stop function of its last SCardDisconnect.  It opens no context and no
- * handle: the state it reads is never its own doing.
+ * is powered or announced in use, and every OCC_BURST_MS for a moment
+ * after pcscd powers the card up, calls the stop function of its last
+ * SCardDisconnect or passes a control call.  Otherwise it sleeps without
+ * a connection to pcscd (so that pcscd --auto-exit still exits).  It opens
+ * no context and no handle: the state it reads is never its own doing.
  *
  * The APDU path closes the gap of a poll period: before an APDU (or a
  * forwarded marker) on a reader not announced in use, it asks once more
@@ -408,13 +409,20 @@ next_wait_ms(const struct occupancy *o, bool fast, int64_t burst_end)
 		return -1;	/* only a stop ends it */
 	if (trace_mono_ns() < burst_end)
 		return OCC_BURST_MS;
-	if (fast)
-		return OCC_FAST_MS;
+	/*
+	 * Unpowered and free: a client must make pcscd call the driver before
+	 * it can use the card (a power-up, a control call), and that wakes
+	 * the watcher.  Until then it holds no connection to pcscd, which
+	 * would keep pcscd --auto-exit from ever exiting (any connection
+	 * cancels its idle alarm).
+	 */
+	if (!fast)
+		return -1;
 	if (o->fd >= 0)
-		return OCC_SLOW_MS;
+		return OCC_FAST_MS;
 	/* Not connected: the next attempt, within the usual bounds. */
 	connect_ms = ms_until(o->next_connect_ns);
-	return connect_ms > OCC_SLOW_MS ? OCC_SLOW_MS :
+	return connect_ms > OCC_FAST_MS ? OCC_FAST_MS :
 	       connect_ms < OCC_BACKOFF_MIN_MS ? OCC_BACKOFF_MIN_MS : connect_ms;
 }
 
@@ -432,6 +440,8 @@ watch(void *arg)
 
 		pthread_mutex_lock(&o->lock);
 		ms = next_wait_ms(o, fast, burst_end);
+		if (ms < 0)
+			disconnect_pcscd(o);
 		pthread_mutex_unlock(&o->lock);
 		if (poll(&pfd, 1, ms) > 0) {
 			if (read(o->wake_fd, &v, sizeof(v)) < 0) {

@@ -129,6 +129,7 @@ struct fake {
 	pthread_t thread;
 	int32_t sharing;	/* atomic: what the states say of the reader */
 	int connections;	/* atomic */
+	int open;		/* atomic: connections not closed yet */
 	int queries;		/* atomic */
 };
 
@@ -203,7 +204,9 @@ fake_main(void *arg)
 		if (fd < 0)
 			continue;
 		__atomic_add_fetch(&f->connections, 1, __ATOMIC_ACQ_REL);
+		__atomic_add_fetch(&f->open, 1, __ATOMIC_ACQ_REL);
 		serve_client(f, fd);
+		__atomic_sub_fetch(&f->open, 1, __ATOMIC_ACQ_REL);
 		close(fd);
 	}
 	return NULL;
@@ -335,6 +338,39 @@ Test(occupancy, watcher_follows_pcscd, .timeout = 60)
 	close(card);
 }
 
+/* Unpowered and free, the watcher holds no connection to pcscd (one would
+ * keep pcscd --auto-exit from exiting) and looks again once woken. */
+Test(occupancy, idle_watcher_lets_pcscd_go, .timeout = 60)
+{
+	struct fake f;
+	int card, queries;
+
+	fake_start(&f, FAKE_NORMAL);
+	slot_start(&card);
+	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	occupancy_power(&slot, true);
+	set_sharing(&f, 1);
+	expect_marker(card, MARKER_READER_IN_USE, 1);
+	cr_assert_eq(__atomic_load_n(&f.open, __ATOMIC_ACQUIRE), 1, "set-up: connected while in use");
+	set_sharing(&f, 0);
+	expect_marker(card, MARKER_READER_FREE, 0);
+	occupancy_power(&slot, false);
+	for (int i = 0; i < 1000 && __atomic_load_n(&f.open, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
+	cr_assert_eq(__atomic_load_n(&f.open, __ATOMIC_ACQUIRE), 0, "no connection while idle");
+	queries = __atomic_load_n(&f.queries, __ATOMIC_ACQUIRE);
+	usleep(100000);
+	cr_expect_eq(__atomic_load_n(&f.queries, __ATOMIC_ACQUIRE), queries, "no look while idle");
+	/* A control call (a DIRECT client, say) wakes it. */
+	set_sharing(&f, 1);
+	occupancy_nudge(&slot);
+	expect_marker(card, MARKER_READER_IN_USE, 1);
+	occupancy_stop(&slot);
+	fake_stop(&f);
+	slot_close(&slot);
+	close(card);
+}
+
 Test(occupancy, apdu_before_pcscd_publishes, .timeout = 60)
 {
 	struct fake f;
@@ -343,6 +379,8 @@ Test(occupancy, apdu_before_pcscd_publishes, .timeout = 60)
 	fake_start(&f, FAKE_NORMAL);
 	slot_start(&card);
 	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	/* An APDU comes to a powered card (an unpowered, free one is not watched). */
+	occupancy_power(&slot, true);
 	/* pcscd still says free: the APDU proves a handle; in use, without a count. */
 	occupancy_before_use(&slot);
 	cr_assert_not(card_idle(card), "written before occupancy_before_use() returned");
