@@ -308,14 +308,37 @@ set_sharing(struct fake *f, int32_t sharing)
 	__atomic_store_n(&f->sharing, sharing, __ATOMIC_RELEASE);
 }
 
+/* The fake pcscd in @p mode saying @p sharing, the slot named @p name
+ * (its card at *card) and the slot's watcher. */
+static void
+watch_start(struct fake *f, enum fake_mode mode, int32_t sharing, const char *name, int *card)
+{
+	fake_start(f, mode);
+	set_sharing(f, sharing);
+	slot_start_named(card, name);
+	cr_assert_eq(occupancy_start(&slot, f->path), 0);
+}
+
+static void
+watch_end(struct fake *f, int card)
+{
+	occupancy_stop(&slot);
+	fake_stop(f);
+	slot_close(&slot);
+	close(card);
+}
+
+/* Up to 10 s for @p cond, which the watcher's thread makes true. */
+#define WAIT_FOR(cond) \
+	for (int wait_ = 0; wait_ < 1000 && !(cond); wait_++) \
+		usleep(10000)
+
 Test(occupancy, watcher_follows_pcscd, .timeout = 60)
 {
 	struct fake f;
 	int card;
 
-	fake_start(&f, FAKE_NORMAL);
-	slot_start(&card);
-	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	watch_start(&f, FAKE_NORMAL, 0, "Bed", &card);
 	occupancy_power(&slot, true);	/* polls fast */
 	set_sharing(&f, 2);
 	expect_marker(card, MARKER_READER_IN_USE, 2);
@@ -331,11 +354,8 @@ Test(occupancy, watcher_follows_pcscd, .timeout = 60)
 	expect_marker(card, MARKER_READER_EXCLUSIVE, 1);
 	set_sharing(&f, 0);
 	expect_marker(card, MARKER_READER_FREE, 0);
-	occupancy_stop(&slot);
+	watch_end(&f, card);
 	cr_expect_eq(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE), 1, "one connection");
-	fake_stop(&f);
-	slot_close(&slot);
-	close(card);
 }
 
 /* Unpowered and free, the watcher holds no connection to pcscd (one would
@@ -345,9 +365,7 @@ Test(occupancy, idle_watcher_lets_pcscd_go, .timeout = 60)
 	struct fake f;
 	int card, queries;
 
-	fake_start(&f, FAKE_NORMAL);
-	slot_start(&card);
-	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	watch_start(&f, FAKE_NORMAL, 0, "Bed", &card);
 	occupancy_power(&slot, true);
 	set_sharing(&f, 1);
 	expect_marker(card, MARKER_READER_IN_USE, 1);
@@ -355,8 +373,7 @@ Test(occupancy, idle_watcher_lets_pcscd_go, .timeout = 60)
 	set_sharing(&f, 0);
 	expect_marker(card, MARKER_READER_FREE, 0);
 	occupancy_power(&slot, false);
-	for (int i = 0; i < 1000 && __atomic_load_n(&f.open, __ATOMIC_ACQUIRE); i++)
-		usleep(10000);
+	WAIT_FOR(!__atomic_load_n(&f.open, __ATOMIC_ACQUIRE));
 	cr_assert_eq(__atomic_load_n(&f.open, __ATOMIC_ACQUIRE), 0, "no connection while idle");
 	queries = __atomic_load_n(&f.queries, __ATOMIC_ACQUIRE);
 	usleep(100000);
@@ -365,10 +382,7 @@ Test(occupancy, idle_watcher_lets_pcscd_go, .timeout = 60)
 	set_sharing(&f, 1);
 	occupancy_nudge(&slot);
 	expect_marker(card, MARKER_READER_IN_USE, 1);
-	occupancy_stop(&slot);
-	fake_stop(&f);
-	slot_close(&slot);
-	close(card);
+	watch_end(&f, card);
 }
 
 Test(occupancy, apdu_before_pcscd_publishes, .timeout = 60)
@@ -376,9 +390,7 @@ Test(occupancy, apdu_before_pcscd_publishes, .timeout = 60)
 	struct fake f;
 	int card;
 
-	fake_start(&f, FAKE_NORMAL);
-	slot_start(&card);
-	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	watch_start(&f, FAKE_NORMAL, 0, "Bed", &card);
 	/* An APDU comes to a powered card (an unpowered, free one is not watched). */
 	occupancy_power(&slot, true);
 	/* pcscd still says free: the APDU proves a handle; in use, without a count. */
@@ -393,10 +405,7 @@ Test(occupancy, apdu_before_pcscd_publishes, .timeout = 60)
 	occupancy_before_use(&slot);
 	occupancy_before_use(&slot);
 	cr_expect(card_idle(card));
-	occupancy_stop(&slot);
-	fake_stop(&f);
-	slot_close(&slot);
-	close(card);
+	watch_end(&f, card);
 }
 
 Test(occupancy, reader_not_published, .timeout = 60)
@@ -404,21 +413,15 @@ Test(occupancy, reader_not_published, .timeout = 60)
 	struct fake f;
 	int card;
 
-	fake_start(&f, FAKE_NORMAL);
-	slot_start_named(&card, "Nobody");	/* name= that pcscd does not publish */
-	set_sharing(&f, 1);
-	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	/* name= that pcscd does not publish */
+	watch_start(&f, FAKE_NORMAL, 1, "Nobody", &card);
 	occupancy_power(&slot, true);
-	for (int i = 0; i < 1000 && __atomic_load_n(&f.queries, __ATOMIC_ACQUIRE) < 3; i++)
-		usleep(10000);
+	WAIT_FOR(__atomic_load_n(&f.queries, __ATOMIC_ACQUIRE) >= 3);
 	cr_assert_geq(__atomic_load_n(&f.queries, __ATOMIC_ACQUIRE), 3, "set-up: it asked");
 	/* No free could follow an in-use for a reader it cannot find: nothing. */
 	occupancy_before_use(&slot);
 	cr_expect(card_idle(card));
-	occupancy_stop(&slot);
-	fake_stop(&f);
-	slot_close(&slot);
-	close(card);
+	watch_end(&f, card);
 }
 
 Test(occupancy, no_pcscd_yet, .timeout = 60)
@@ -438,10 +441,7 @@ Test(occupancy, no_pcscd_yet, .timeout = 60)
 	occupancy_power(&slot, true);
 	set_sharing(&f, 1);
 	expect_marker(card, MARKER_READER_IN_USE, 1);
-	occupancy_stop(&slot);
-	fake_stop(&f);
-	slot_close(&slot);
-	close(card);
+	watch_end(&f, card);
 }
 
 /* pcscd answers oddly: occupancy off for the slot, nothing sent, no retry. */
@@ -451,14 +451,10 @@ odd_pcscd(enum fake_mode mode)
 	struct fake f;
 	int card;
 
-	fake_start(&f, mode);
-	slot_start(&card);
-	set_sharing(&f, 1);
-	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	watch_start(&f, mode, 1, "Bed", &card);
 	occupancy_power(&slot, true);
 	/* The watcher gives up at once: wait for the one connection to end. */
-	for (int i = 0; i < 1000 && !__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE); i++)
-		usleep(10000);
+	WAIT_FOR(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE));
 	cr_assert_eq(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE), 1, "set-up: it connected");
 	occupancy_before_use(&slot);
 	usleep(200000);
@@ -466,10 +462,7 @@ odd_pcscd(enum fake_mode mode)
 	cr_expect_eq(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE), 1, "no second try");
 	/* The slot itself still works. */
 	cr_expect_eq(slot_marker(&slot, (const uint8_t[]){ 1, 6 }, 2), 0);
-	occupancy_stop(&slot);
-	fake_stop(&f);
-	slot_close(&slot);
-	close(card);
+	watch_end(&f, card);
 }
 
 Test(occupancy, short_answer_turns_it_off, .timeout = 60)
@@ -487,12 +480,9 @@ Test(occupancy, stop_with_a_silent_pcscd, .timeout = 60)
 	struct fake f;
 	int card;
 
-	fake_start(&f, FAKE_SILENT);
-	slot_start(&card);
-	cr_assert_eq(occupancy_start(&slot, f.path), 0);
+	watch_start(&f, FAKE_SILENT, 0, "Bed", &card);
 	occupancy_power(&slot, true);
-	for (int i = 0; i < 1000 && !__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE); i++)
-		usleep(10000);
+	WAIT_FOR(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE));
 	cr_assert_geq(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE), 1, "set-up: it connected");
 	/* Each wait for pcscd is bounded: the stop returns (Criterion's timeout otherwise). */
 	occupancy_stop(&slot);
