@@ -51,8 +51,7 @@
 #include <sqlite3.h>
 #include <winscard.h>
 
-typedef LONG (*transmit_fn)(SCARDHANDLE, const SCARD_IO_REQUEST *, LPCBYTE, DWORD,
-			    SCARD_IO_REQUEST *, LPBYTE, LPDWORD);
+#include "bench_util.h"
 
 enum { REAL, SHIM, SPY, N_MODES };
 static const char *const names[N_MODES] = { "untraced", "pcsctap", "pcsc-spy" };
@@ -71,15 +70,6 @@ struct sample {
 
 static const BYTE apdu[] = { 0x00, 0xA4, 0x04, 0x00, 0x00 };
 
-static int64_t
-clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static double
 rusage_us(const struct rusage *ru)
 {
@@ -87,18 +77,10 @@ rusage_us(const struct rusage *ru)
 	       ru->ru_stime.tv_usec;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static double
 median(double *v, int n)
 {
-	qsort(v, n, sizeof(double), cmp_double);
+	qsort(v, n, sizeof(double), bench_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
@@ -106,24 +88,20 @@ median(double *v, int n)
 /* The child                                                              */
 /* ---------------------------------------------------------------------- */
 
-/* libpcsctap.so's SCardTransmit, bound and with its trace started. */
-static transmit_fn
-load_shim(const char *path)
+/* @p n SELECTs through @p fn on @p card; 0 when every one succeeded. */
+static int
+transmit_n(transmit_fn fn, SCARDHANDLE card, long n)
 {
-	LONG (*establish)(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT);
-	LONG (*release)(SCARDCONTEXT);
-	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	SCARDCONTEXT ctx;
+	SCARD_IO_REQUEST recv_pci;
+	BYTE resp[258];
+	DWORD len;
 
-	if (!h) {
-		fprintf(stderr, "bench-cpu: %s\n", dlerror());
-		return NULL;
+	for (long i = 0; i < n; i++) {
+		len = sizeof(resp);
+		if (fn(card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len))
+			return 1;
 	}
-	establish = (LONG (*)(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT))dlsym(h, "SCardEstablishContext");
-	release = (LONG (*)(SCARDCONTEXT))dlsym(h, "SCardReleaseContext");
-	if (establish(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) == SCARD_S_SUCCESS)
-		release(ctx);
-	return (transmit_fn)dlsym(h, "SCardTransmit");
+	return 0;
 }
 
 /*
@@ -134,11 +112,9 @@ load_shim(const char *path)
 static int
 child(int m, const char *reader, const char *shim, long n, int fd)
 {
-	SCARD_IO_REQUEST recv_pci;
 	SCARDCONTEXT ctx;
 	SCARDHANDLE card;
-	DWORD active, len;
-	BYTE resp[258];
+	DWORD active;
 	transmit_fn fn;
 	int64_t t0, p0, t1, p1;
 
@@ -148,23 +124,15 @@ child(int m, const char *reader, const char *shim, long n, int fd)
 		return 1;
 	fn = m == REAL ? (transmit_fn)dlsym(dlopen("libpcsclite.so.1", RTLD_NOW | RTLD_NOLOAD),
 					    "SCardTransmit")
-	   : m == SHIM ? load_shim(shim) : SCardTransmit;
-	if (!fn)
+	   : m == SHIM ? bench_load_transmit("bench-cpu", shim) : SCardTransmit;
+	if (!fn || transmit_n(fn, card, WARMUP))
 		return 1;
-	for (long i = 0; i < WARMUP; i++) {
-		len = sizeof(resp);
-		if (fn(card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len))
-			return 1;
-	}
-	t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	p0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-	for (long i = 0; i < n; i++) {
-		len = sizeof(resp);
-		if (fn(card, SCARD_PCI_T1, apdu, sizeof(apdu), &recv_pci, resp, &len))
-			return 1;
-	}
-	t1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	p1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	t0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	p0 = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	if (transmit_n(fn, card, n))
+		return 1;
+	t1 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	p1 = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	dprintf(fd, "%lld %lld %lld\n", (long long)(t1 - t0), (long long)(p1 - p0), (long long)p1);
 	close(fd);
 	SCardDisconnect(card, SCARD_LEAVE_CARD);
@@ -268,7 +236,7 @@ trace_transmits(const char *path)
 static double
 pcscd_us(void)
 {
-	return have_pcscd ? clock_ns(pcscd_clock) / 1e3 : 0;
+	return have_pcscd ? bench_clock_ns(pcscd_clock) / 1e3 : 0;
 }
 
 /* One child in mode @p m making @p n transmits: its figures, or -1. */

@@ -24,8 +24,7 @@
 #include <time.h>
 #include <winscard.h>
 
-typedef LONG (*transmit_fn)(SCARDHANDLE, const SCARD_IO_REQUEST *, LPCBYTE, DWORD,
-			    SCARD_IO_REQUEST *, LPBYTE, LPDWORD);
+#include "bench_util.h"
 
 enum { REAL, SHIM, SPY, N_MODES };
 static const char *const names[N_MODES] = { "untraced", "pcsctap", "pcsc-spy" };
@@ -33,44 +32,13 @@ static const char *const names[N_MODES] = { "untraced", "pcsctap", "pcsc-spy" };
 static double
 clock_us(clockid_t clk)
 {
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+	return bench_clock_ns(clk) / 1e3;
 }
 
 static double
 now_us(void)
 {
 	return clock_us(CLOCK_MONOTONIC);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static transmit_fn
-load(const char *path)
-{
-	LONG (*establish)(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT);
-	LONG (*release)(SCARDCONTEXT);
-	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	SCARDCONTEXT ctx;
-
-	if (!h) {
-		fprintf(stderr, "bench: %s\n", dlerror());
-		exit(1);
-	}
-	/* libpcscspy binds the real library in its SCardEstablishContext. */
-	establish = (LONG (*)(DWORD, LPCVOID, LPCVOID, LPSCARDCONTEXT))dlsym(h, "SCardEstablishContext");
-	release = (LONG (*)(SCARDCONTEXT))dlsym(h, "SCardReleaseContext");
-	if (establish(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) == SCARD_S_SUCCESS)
-		release(ctx);
-	return (transmit_fn)dlsym(h, "SCardTransmit");
 }
 
 int
@@ -94,7 +62,9 @@ main(int argc, char **argv)
 	batch = atoi(argv[4]);
 	n_modes = argc == 6 && !strcmp(argv[5], "spy") ? N_MODES : SPY;
 	fn[REAL] = (transmit_fn)dlsym(dlopen("libpcsclite.so.1", RTLD_NOW | RTLD_NOLOAD), "SCardTransmit");
-	fn[SHIM] = load(argv[2]);
+	fn[SHIM] = bench_load_transmit("bench", argv[2]);
+	if (!fn[SHIM])
+		return 1;
 	if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) ||
 	    SCardConnect(ctx, argv[1], SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &active))
 		return 1;
@@ -133,14 +103,14 @@ main(int argc, char **argv)
 		}
 	}
 	for (int m = 0; m < n_modes; m++) {
-		qsort(samples[m], rounds, sizeof(double), cmp_double);
+		qsort(samples[m], rounds, sizeof(double), bench_cmp_double);
 		median[m] = samples[m][rounds / 2];
 		printf("%-9s %8.1f us/APDU (median of %d batches of %d)\n",
 		       names[m], median[m], rounds, batch);
 	}
 	/* Paired: each round's batches ran back to back, so drift cancels. */
 	for (int m = 1; m < n_modes; m++) {
-		qsort(ratio[m], rounds, sizeof(double), cmp_double);
+		qsort(ratio[m], rounds, sizeof(double), bench_cmp_double);
 		overhead[m] = ratio[m][rounds / 2] - 1;
 		printf("%s overhead: %+.2f %% (median of paired batch ratios)\n",
 		       names[m], 100 * overhead[m]);
@@ -152,7 +122,7 @@ main(int argc, char **argv)
 	 * too: glibc's multi-threaded paths), drift cancelled at the scale
 	 * of a batch.  The writer's own CPU is bench_cpu.c's. */
 	for (int m = 1; m < n_modes; m++) {
-		qsort(cpu_add[m], rounds, sizeof(double), cmp_double);
+		qsort(cpu_add[m], rounds, sizeof(double), bench_cmp_double);
 		printf("%s on the application's thread: %+.2f us CPU/APDU (median of paired batches)\n",
 		       names[m], cpu_add[m][rounds / 2]);
 	}
