@@ -43,10 +43,26 @@ if [ -n "${spy_pid:-}" ]; then
 	export BENCH_SPY_LIB=$spy_lib BENCH_SPY_LIBDIR=$BED_TMP/nospy BENCH_SPY_HOME=$BED_TMP/spy-cpu
 	mkdir -p "$BENCH_SPY_HOME"
 fi
+# Where the scheduler puts the client, pcscd and the card from one process
+# to the next moves the untraced slope alone between 5 and 42 us (cross-CPU
+# wake-ups of an idle virtual CPU), far more than what tracing adds.  So
+# the stack's processes (all their threads, and the threads pcscd starts
+# later) run on the last CPU and the measured children on CPU 0, the same
+# placement for every mode (pinned, the untraced slope stayed within
+# 26-31 us).  PIN=0 measures unpinned.
+pin=()
+cpus=$(nproc)
+if [ "${PIN:-1}" != 0 ] && [ "$cpus" -ge 2 ] && command -v taskset >/dev/null; then
+	for f in "$BED_DIR"/*.bedpid; do
+		taskset -a -p -c $((cpus - 1)) "$(cat "$f")" >/dev/null || status=1
+	done
+	pin=(taskset -c 0)
+	echo "== CPU placement: the measured processes on CPU 0, pcscd and the card on CPU $((cpus - 1))"
+fi
 echo "== CPU per transmit (uptime: $(uptime))"
 PCSCTAP_TRACE=$BED_TMP/trace-cpu LIBPCSCLITE_DELEGATE=pcsctap PCSCTAP_REAL_LIBRARY="$PCSCTAP_REAL_LIBRARY" \
 	BENCH_PCSCD_PID=$(cat "$BED_DIR/pcscd.bedpid") \
-	"$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" "${CPU_N:-10000}" "${CPU_ROUNDS:-15}" || status=1
+	"${pin[@]}" "$BENCH_CPU" "$BED_READER" "$PCSCTAP_SHIM" "${CPU_N:-10000}" "${CPU_ROUNDS:-15}" || status=1
 echo "(uptime: $(uptime))"
 # Instructions instead of CPU time: deterministic where the CPU figures
 # are noisy (other work on the machine), user space only (what the kernel
