@@ -44,12 +44,11 @@ if [ -n "${spy_pid:-}" ]; then
 	mkdir -p "$BENCH_SPY_HOME"
 fi
 # Where the scheduler puts the client, pcscd and the card from one process
-# to the next moves the untraced slope alone between 5 and 42 us (cross-CPU
-# wake-ups of an idle virtual CPU), far more than what tracing adds.  So
-# the stack's processes (all their threads, and the threads pcscd starts
+# to the next moves the untraced slope alone by far more than what tracing
+# adds (cross-CPU wake-ups of an idle virtual CPU; figures in docs/shim.md).
+# So the stack's processes (all their threads, and the threads pcscd starts
 # later) run on the last CPU and the measured children on CPU 0, the same
-# placement for every mode (pinned, the untraced slope stayed within
-# 26-31 us).  PIN=0 measures unpinned.
+# placement for every mode.  PIN=0 measures unpinned.
 pin=()
 cpus=$(nproc)
 if [ "${PIN:-1}" != 0 ] && [ "$cpus" -ge 2 ] && command -v taskset >/dev/null; then
