@@ -3,9 +3,10 @@
 # shim would refuse: a text file, another program's database, a directory,
 # a trace that this user may not read (a second user: nobody).  A good trace, an empty file and a new path still work, with
 # a real client (opensc-tool, no pcscd: its calls fail and are recorded).
-# usage: test_run.sh PCSCTAP
+# usage: test_run.sh PCSCTAP SHIM
 set -u
 PCSCTAP=$1
+SHIM=$2
 . "$(dirname "$0")/tap.sh"
 tap_require sqlite3 opensc-tool setpriv
 chmod 755 "$T"
@@ -47,16 +48,29 @@ with_asan "$PCSCTAP" run -o "$T/root.db" -- opensc-tool -l >/dev/null 2>&1
 check "set-up: root's trace written, mode 600" \
 	sh -c "[ \$(stat -c %a '$T/root.db') = 600 ] && sqlite3 '$T/root.db' 'select count(*) from calls' | grep -qv '^0$'"
 if [ "$(id -u)" = 0 ]; then
-	refused "$T/root.db" "Permission denied" setpriv --reuid=65534 --regid=65534 --clear-groups
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+	# A build tree under a private (0700) directory is out of nobody's
+	# reach: nobody then runs copies of pcsctap and the shim from $T.
+	if ! as_nobody sh -c '[ -x "$1" ] && [ -r "$2" ]' - "$PCSCTAP" "$SHIM"; then
+		mkdir -m 755 "$T/bin"
+		cp "$PCSCTAP" "$SHIM" "$T/bin/"
+		PCSCTAP=$T/bin/$(basename "$PCSCTAP")
+		export PCSCTAP_SHIM="$T/bin/$(basename "$SHIM")"
+	fi
+	check "set-up: nobody may run pcsctap and read the shim" \
+		as_nobody sh -c '[ -x "$1" ] && "$1" --version >/dev/null && [ -r "${PCSCTAP_SHIM:-$2}" ]' - "$PCSCTAP" "$SHIM"
+	refused "$T/root.db" "Permission denied" as_nobody
 	check "set-up: nobody may write in the directory" sh -c "chmod 777 '$T' && setpriv --reuid=65534 --regid=65534 --clear-groups touch '$T/nobody-probe'"
 	rm -f "$T/nobody-probe"
 	# nobody's own new trace in the same directory works
-	with_asan setpriv --reuid=65534 --regid=65534 --clear-groups "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
+	with_asan as_nobody "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 	check "nobody: a new trace of its own is written" grep -q "trace in $T/nobody.db" "$T/err"
 	chmod 755 "$T"
+	PCSCTAP=$1
+	unset PCSCTAP_SHIM
 else
 	# the unit suite needs no root; the second user does
-	for what in "another user's trace refused" "nobody may write" "nobody's own trace"; do
+	for what in "nobody may run pcsctap" "another user's trace refused" "nobody may write" "nobody's own trace"; do
 		n=$((n + 1))
 		echo "ok $n - $what # SKIP not root"
 	done
