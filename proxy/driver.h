@@ -95,7 +95,12 @@ struct slot {
 	bool present;		/* the last presence report */
 	bool ignore_unasked;	/* fuzzing only: the card's bytes are queued ahead */
 	int wake_fd;		/* eventfd: wakes presence_wait(); -1 in tests */
-	bool stop_requested;	/* presence_stop() was called (atomic) */
+	/* Atomics of presence.c: wait_seq is odd during a presence_wait()
+	 * (counted at entry and exit), stop_for the wait_seq that a stop ends;
+	 * powered: pcscd powered the connected card up and not down since. */
+	unsigned wait_seq;
+	unsigned stop_for;
+	bool powered;
 	struct occupancy *occ;	/* occupancy.c; NULL with markers off */
 	/* Only presence_wait()'s thread touches these, without the lock. */
 	struct pending pending[DRIVER_PENDING_MAX];
@@ -167,12 +172,16 @@ int slot_handshake_ms(const struct slot *s);
 void presence_wait(struct slot *s, int timeout_ms);
 
 /*
- * End presence_wait() of @p s now, or the next one if none is under way.
+ * End presence_wait() of @p s now.  With none under way, end the next one
+ * only if the card is unpowered (see presence.c for why not a powered one).
  * pcscd calls it (TAG_IFD_STOP_POLLING_THREAD) before it joins the reader
  * thread, and on the last SCardDisconnect so that the wait starts again
  * with the power-off grace timeout.
  */
 void presence_stop(struct slot *s);
+
+/* pcscd powered the card of @p s up (or reset it) or down. */
+void presence_power(struct slot *s, bool on);
 
 /* Close the connections still in their handshake (slot_close). */
 void presence_close(struct slot *s);

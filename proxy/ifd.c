@@ -343,6 +343,7 @@ IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD AtrLength)
 	case IFD_POWER_DOWN:
 		/* As vpcd: no ATR, the length is left alone. */
 		rc = slot_control(s, VPCD_CTRL_OFF) < 0 ? IFD_COMMUNICATION_ERROR : IFD_SUCCESS;
+		presence_power(s, false);
 		occupancy_power(s, false);
 		slot_put(s);
 		return rc;
@@ -362,6 +363,7 @@ IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD AtrLength)
 	if (n <= 0)
 		goto out;
 	*AtrLength = (DWORD)n;
+	presence_power(s, true);
 	/* A client is connecting (or reconnecting): the watcher polls fast now. */
 	occupancy_power(s, true);
 	rc = IFD_SUCCESS;

@@ -145,20 +145,21 @@ dial(struct slot *s)
 }
 
 /*
- * Is there a change for IFDHICCPresence to report (or a stop request)?  If not,
- * @p card is a duplicate of the connected card's socket (or -1), to poll
- * without the lock; @p connected says whether a card is connected.
+ * Is there a change for IFDHICCPresence to report, or a stop for wait @p seq?
+ * If not, @p card is a duplicate of the connected card's socket (or -1), to
+ * poll without the lock; @p connected says whether a card is connected.
  */
 static bool
-report_due(struct slot *s, int *card, bool *connected)
+report_due(struct slot *s, unsigned seq, int *card, bool *connected)
 {
 	bool due = true;
+	unsigned stop = seq;
 
 	*card = -1;
 	*connected = false;
 	pthread_mutex_lock(&s->lock);
-	/* A stop ends one wait: the one under way, or else the next. */
-	if (!__atomic_exchange_n(&s->stop_requested, false, __ATOMIC_ACQ_REL)) {
+	if (!__atomic_compare_exchange_n(&s->stop_for, &stop, 0, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
 		*connected = slot_alive(s);
 		due = *connected != s->present;
 		if (!due && *connected)
@@ -178,8 +179,9 @@ drain(int fd)
 	}
 }
 
-void
-presence_wait(struct slot *s, int timeout_ms)
+/* presence_wait() as wait number @p seq. */
+static void
+wait_for_change(struct slot *s, int timeout_ms, unsigned seq)
 {
 	/*
 	 * pcscd passes 5 s or 10 min, and turns its loop only when this
@@ -198,7 +200,7 @@ presence_wait(struct slot *s, int timeout_ms)
 		bool connected;
 		int card, ms, rc;
 
-		if (report_due(s, &card, &connected))
+		if (report_due(s, seq, &card, &connected))
 			return;
 		if (!connected)
 			dial(s);
@@ -255,8 +257,42 @@ presence_wait(struct slot *s, int timeout_ms)
 }
 
 void
+presence_wait(struct slot *s, int timeout_ms)
+{
+	/* Odd while the wait is under way. */
+	unsigned seq = __atomic_add_fetch(&s->wait_seq, 1, __ATOMIC_ACQ_REL);
+
+	wait_for_change(s, timeout_ms, seq);
+	__atomic_add_fetch(&s->wait_seq, 1, __ATOMIC_ACQ_REL);
+}
+
+/*
+ * A stop ends the wait under way.  One that comes between two waits ends
+ * the next only while the card is unpowered (pcscd's shutdown then joins
+ * the thread at once).  With the card powered it is dropped: pcscd's last
+ * SCardDisconnect sets the power-off grace period and then stops the wait,
+ * and a reader thread between two waits at that moment counts the grace
+ * period in the turn it is in (eventhandler.c), so ending the next wait as
+ * well would have pcscd power the card off at once, before the grace period
+ * and before the watcher has announced the reader free.  A dropped stop
+ * costs at most one DRIVER_POLL_PERIOD_MS, vpcd's own rhythm.
+ */
+void
 presence_stop(struct slot *s)
 {
-	__atomic_store_n(&s->stop_requested, true, __ATOMIC_RELEASE);
+	unsigned seq = __atomic_load_n(&s->wait_seq, __ATOMIC_ACQUIRE);
+
+	if (!(seq & 1)) {
+		if (__atomic_load_n(&s->powered, __ATOMIC_ACQUIRE))
+			return;
+		seq++;
+	}
+	__atomic_store_n(&s->stop_for, seq, __ATOMIC_RELEASE);
 	slot_wake(s);
+}
+
+void
+presence_power(struct slot *s, bool on)
+{
+	__atomic_store_n(&s->powered, on, __ATOMIC_RELEASE);
 }

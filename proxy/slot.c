@@ -171,6 +171,8 @@ adopt(struct slot *s, int fd)
 		keepalive_on(fd);
 	s->fd = fd;
 	s->generation++;
+	/* A new card is unpowered until pcscd powers it up. */
+	__atomic_store_n(&s->powered, false, __ATOMIC_RELEASE);
 	record(s, TRACE_WIRE_CARD_CONNECTED, trace_mono_ns(), NULL, 0, NULL, 0, NULL);
 	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card connected on port %u", s->port);
 }
@@ -190,7 +192,9 @@ slot_init(struct slot *s, unsigned long lun, unsigned index, const struct devopt
 	s->atr_len = 0;
 	s->ignore_unasked = false;
 	s->wake_fd = -1;
-	s->stop_requested = false;
+	s->wait_seq = 0;
+	s->stop_for = 0;
+	s->powered = false;
 	s->occ = NULL;
 	for (size_t i = 0; i < DRIVER_PENDING_MAX; i++)
 		s->pending[i].fd = -1;
