@@ -5,8 +5,10 @@
 # a real client (opensc-tool, no pcscd: its calls fail and are recorded).
 # usage: test_run.sh PCSCTAP SHIM
 set -u
-PCSCTAP=$1
-SHIM=$2
+# Absolute: pcsctap finds itself and its shim by absolute path, which a
+# relative one from the build directory would not show to be reachable.
+PCSCTAP=$(readlink -f "$1")
+SHIM=$(readlink -f "$2")
 . "$(dirname "$0")/tap.sh"
 tap_require sqlite3 opensc-tool setpriv
 chmod 755 "$T"
@@ -66,7 +68,7 @@ if [ "$(id -u)" = 0 ]; then
 	with_asan as_nobody "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 	check "nobody: a new trace of its own is written" grep -q "trace in $T/nobody.db" "$T/err"
 	chmod 755 "$T"
-	PCSCTAP=$1
+	PCSCTAP=$(readlink -f "$1")
 	unset PCSCTAP_SHIM
 else
 	# the unit suite needs no root; the second user does
