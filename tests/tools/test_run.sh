@@ -51,24 +51,29 @@ check "set-up: root's trace written, mode 600" \
 	sh -c "[ \$(stat -c %a '$T/root.db') = 600 ] && sqlite3 '$T/root.db' 'select count(*) from calls' | grep -qv '^0$'"
 if [ "$(id -u)" = 0 ]; then
 	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+	nobody_reaches_pcsctap() {
+		as_nobody sh -c '[ -x "$1" ] && "$1" --version >/dev/null && [ -r "$2" ]' - \
+			"$PCSCTAP" "${PCSCTAP_SHIM:-$SHIM}"
+	}
 	# A build tree under a private (0700) directory is out of nobody's
 	# reach: nobody then runs copies of pcsctap and the shim from $T.
-	if ! as_nobody sh -c '[ -x "$1" ] && [ -r "$2" ]' - "$PCSCTAP" "$SHIM"; then
+	own_pcsctap=$PCSCTAP
+	if ! nobody_reaches_pcsctap; then
 		mkdir -m 755 "$T/bin"
 		cp "$PCSCTAP" "$SHIM" "$T/bin/"
 		PCSCTAP=$T/bin/$(basename "$PCSCTAP")
 		export PCSCTAP_SHIM="$T/bin/$(basename "$SHIM")"
 	fi
-	check "set-up: nobody may run pcsctap and read the shim" \
-		as_nobody sh -c '[ -x "$1" ] && "$1" --version >/dev/null && [ -r "${PCSCTAP_SHIM:-$2}" ]' - "$PCSCTAP" "$SHIM"
+	check "set-up: nobody may run pcsctap and read the shim" nobody_reaches_pcsctap
 	refused "$T/root.db" "Permission denied" as_nobody
-	check "set-up: nobody may write in the directory" sh -c "chmod 777 '$T' && setpriv --reuid=65534 --regid=65534 --clear-groups touch '$T/nobody-probe'"
+	chmod 777 "$T"
+	check "set-up: nobody may write in the directory" as_nobody touch "$T/nobody-probe"
 	rm -f "$T/nobody-probe"
 	# nobody's own new trace in the same directory works
 	with_asan as_nobody "$PCSCTAP" run -o "$T/nobody.db" -- opensc-tool -l >/dev/null 2>"$T/err"
 	check "nobody: a new trace of its own is written" grep -q "trace in $T/nobody.db" "$T/err"
 	chmod 755 "$T"
-	PCSCTAP=$(readlink -f "$1")
+	PCSCTAP=$own_pcsctap
 	unset PCSCTAP_SHIM
 else
 	# the unit suite needs no root; the second user does
