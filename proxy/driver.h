@@ -96,11 +96,10 @@ struct slot {
 	bool ignore_unasked;	/* fuzzing only: the card's bytes are queued ahead */
 	int wake_fd;		/* eventfd: wakes presence_wait(); -1 in tests */
 	/* Atomics of presence.c: wait_seq is odd during a presence_wait()
-	 * (counted at entry and exit), stop_for the wait_seq that a stop ends;
-	 * powered: pcscd powered the connected card up and not down since. */
+	 * (counted at entry and exit), stop_for the wait_seq that a stop ends. */
 	unsigned wait_seq;
 	unsigned stop_for;
-	bool powered;
+	bool powered;		/* atomic: slot_set_powered() */
 	struct occupancy *occ;	/* occupancy.c; NULL with markers off */
 	/* Only presence_wait()'s thread touches these, without the lock. */
 	struct pending pending[DRIVER_PENDING_MAX];
@@ -155,6 +154,13 @@ bool slot_alive(struct slot *s);
 /* Wake presence_wait() of @p s (it re-reads the slot's state). */
 void slot_wake(struct slot *s);
 
+/*
+ * pcscd powered the card of @p s up or reset it (@p on), or powered it
+ * down; a newly connected card is unpowered.  Read by presence_stop() and
+ * the occupancy watcher.
+ */
+void slot_set_powered(struct slot *s, bool on);
+
 /* Bound for the card's first ATR on a connection: tight, see DRIVER_HANDSHAKE_MS. */
 int slot_handshake_ms(const struct slot *s);
 
@@ -179,9 +185,6 @@ void presence_wait(struct slot *s, int timeout_ms);
  * with the power-off grace timeout.
  */
 void presence_stop(struct slot *s);
-
-/* pcscd powered the card of @p s up (or reset it) or down. */
-void presence_power(struct slot *s, bool on);
 
 /* Close the connections still in their handshake (slot_close). */
 void presence_close(struct slot *s);
@@ -352,15 +355,10 @@ int occupancy_start(struct slot *s, const char *pcscd_socket);
 void occupancy_stop(struct slot *s);
 
 /*
- * pcscd powered the card up or reset it (@p on), or powered it down: the
- * watcher polls fast from now on.  Called with the slot lock held; takes
- * no lock.
- */
-void occupancy_power(struct slot *s, bool on);
-
-/*
- * pcscd's last SCardDisconnect calls its stop function (ifd.c) just before
- * it publishes the reader free: look now.  Takes no lock.
+ * Look now: pcscd powered the card up or reset it (slot_set_powered()
+ * recorded it; the watcher polls fast from then on), or its last
+ * SCardDisconnect called the stop function (ifd.c) just before it
+ * publishes the reader free.  Takes no lock.
  */
 void occupancy_nudge(struct slot *s);
 

@@ -343,8 +343,7 @@ IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD AtrLength)
 	case IFD_POWER_DOWN:
 		/* As vpcd: no ATR, the length is left alone. */
 		rc = slot_control(s, VPCD_CTRL_OFF) < 0 ? IFD_COMMUNICATION_ERROR : IFD_SUCCESS;
-		presence_power(s, false);
-		occupancy_power(s, false);
+		slot_set_powered(s, false);
 		slot_put(s);
 		return rc;
 	case IFD_POWER_UP:
@@ -363,9 +362,9 @@ IFDHPowerICC(DWORD Lun, DWORD Action, PUCHAR Atr, PDWORD AtrLength)
 	if (n <= 0)
 		goto out;
 	*AtrLength = (DWORD)n;
-	presence_power(s, true);
+	slot_set_powered(s, true);
 	/* A client is connecting (or reconnecting): the watcher polls fast now. */
-	occupancy_power(s, true);
+	occupancy_nudge(s);
 	rc = IFD_SUCCESS;
 out:
 	if (s)

@@ -48,7 +48,6 @@ struct occupancy {
 	pthread_t thread;
 	int wake_fd;		/* eventfd: a power-up or a stop */
 	bool stop;		/* atomic */
-	unsigned powered_gen;	/* atomic: the slot generation pcscd powered up; 0 none */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int fd;			/* the connection to pcscd; -1 none */
 	bool off;		/* pcscd speaks another protocol: occupancy off for the slot */
@@ -391,8 +390,7 @@ refresh(struct occupancy *o, bool before_use)
 		send_event(s, MARKER_READER_IN_USE, t_ns, false, 0);
 		o->announced = OCC_SHARED;
 	}
-	fast = o->announced != OCC_FREE ||
-	       __atomic_load_n(&o->powered_gen, __ATOMIC_ACQUIRE) == s->generation;
+	fast = o->announced != OCC_FREE || __atomic_load_n(&s->powered, __ATOMIC_ACQUIRE);
 out:
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_unlock(&o->lock);
@@ -524,18 +522,6 @@ occupancy_stop(struct slot *s)
 	close(o->wake_fd);
 	pthread_mutex_destroy(&o->lock);
 	free(o);
-}
-
-void
-occupancy_power(struct slot *s, bool on)
-{
-	struct occupancy *o = s->occ;
-
-	if (!o)
-		return;
-	__atomic_store_n(&o->powered_gen, on ? s->generation : 0, __ATOMIC_RELEASE);
-	if (on)
-		wake(o);
 }
 
 void

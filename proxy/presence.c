@@ -290,9 +290,3 @@ presence_stop(struct slot *s)
 	__atomic_store_n(&s->stop_for, seq, __ATOMIC_RELEASE);
 	slot_wake(s);
 }
-
-void
-presence_power(struct slot *s, bool on)
-{
-	__atomic_store_n(&s->powered, on, __ATOMIC_RELEASE);
-}

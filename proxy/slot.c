@@ -171,8 +171,7 @@ adopt(struct slot *s, int fd)
 		keepalive_on(fd);
 	s->fd = fd;
 	s->generation++;
-	/* A new card is unpowered until pcscd powers it up. */
-	__atomic_store_n(&s->powered, false, __ATOMIC_RELEASE);
+	slot_set_powered(s, false);
 	record(s, TRACE_WIRE_CARD_CONNECTED, trace_mono_ns(), NULL, 0, NULL, 0, NULL);
 	driver_log(DRIVER_LOG_INFO, "pcsctap: virtual card connected on port %u", s->port);
 }
@@ -293,6 +292,12 @@ slot_wake(struct slot *s)
 	if (s->wake_fd >= 0 && write(s->wake_fd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: the counter is full, the waiter is woken anyway. */
 	}
+}
+
+void
+slot_set_powered(struct slot *s, bool on)
+{
+	__atomic_store_n(&s->powered, on, __ATOMIC_RELEASE);
 }
 
 int

@@ -352,10 +352,10 @@ Test(presence, silent_connection_first_real_card_wins)
 	presence_wait(&s, 5000);
 	cr_expect_eq(s.stop_for, 0, "a stop ends one wait only");
 	/* Between two waits of a powered card a stop is dropped (presence.c). */
-	presence_power(&s, true);
+	slot_set_powered(&s, true);
 	presence_stop(&s);
 	cr_expect_eq(s.stop_for, 0, "a stop between two waits of a powered card is dropped");
-	presence_power(&s, false);
+	slot_set_powered(&s, false);
 	presence_stop(&s);
 	cr_expect_eq(s.stop_for, s.wait_seq + 1, "unpowered: the stop is for the next wait");
 	presence_wait(&s, 5000);

@@ -308,6 +308,16 @@ set_sharing(struct fake *f, int32_t sharing)
 	__atomic_store_n(&f->sharing, sharing, __ATOMIC_RELEASE);
 }
 
+/* pcscd powers the card up (or resets it) or down, as IFDHPowerICC tells
+ * the slot and the watcher (ifd.c). */
+static void
+power(bool on)
+{
+	slot_set_powered(&slot, on);
+	if (on)
+		occupancy_nudge(&slot);
+}
+
 /* The fake pcscd in @p mode saying @p sharing, the slot named @p name
  * (its card at *card) and the slot's watcher. */
 static void
@@ -339,7 +349,7 @@ Test(occupancy, watcher_follows_pcscd, .timeout = 60)
 	int card, connections;
 
 	watch_start(&f, FAKE_NORMAL, 0, "Bed", &card);
-	occupancy_power(&slot, true);	/* polls fast */
+	power(true);	/* polls fast */
 	set_sharing(&f, 2);
 	expect_marker(card, MARKER_READER_IN_USE, 2);
 	/* Counted from here: a watcher that looked before the power-up found
@@ -370,13 +380,13 @@ Test(occupancy, idle_watcher_lets_pcscd_go, .timeout = 60)
 	int card, queries;
 
 	watch_start(&f, FAKE_NORMAL, 0, "Bed", &card);
-	occupancy_power(&slot, true);
+	power(true);
 	set_sharing(&f, 1);
 	expect_marker(card, MARKER_READER_IN_USE, 1);
 	cr_assert_eq(__atomic_load_n(&f.open, __ATOMIC_ACQUIRE), 1, "set-up: connected while in use");
 	set_sharing(&f, 0);
 	expect_marker(card, MARKER_READER_FREE, 0);
-	occupancy_power(&slot, false);
+	power(false);
 	WAIT_FOR(!__atomic_load_n(&f.open, __ATOMIC_ACQUIRE));
 	cr_assert_eq(__atomic_load_n(&f.open, __ATOMIC_ACQUIRE), 0, "no connection while idle");
 	queries = __atomic_load_n(&f.queries, __ATOMIC_ACQUIRE);
@@ -396,7 +406,7 @@ Test(occupancy, apdu_before_pcscd_publishes, .timeout = 60)
 
 	watch_start(&f, FAKE_NORMAL, 0, "Bed", &card);
 	/* An APDU comes to a powered card (an unpowered, free one is not watched). */
-	occupancy_power(&slot, true);
+	power(true);
 	/* pcscd still says free: the APDU proves a handle; in use, without a count. */
 	occupancy_before_use(&slot);
 	cr_assert_not(card_idle(card), "written before occupancy_before_use() returned");
@@ -419,7 +429,7 @@ Test(occupancy, reader_not_published, .timeout = 60)
 
 	/* name= that pcscd does not publish */
 	watch_start(&f, FAKE_NORMAL, 1, "Nobody", &card);
-	occupancy_power(&slot, true);
+	power(true);
 	WAIT_FOR(__atomic_load_n(&f.queries, __ATOMIC_ACQUIRE) >= 3);
 	cr_assert_geq(__atomic_load_n(&f.queries, __ATOMIC_ACQUIRE), 3, "set-up: it asked");
 	/* No free could follow an in-use for a reader it cannot find: nothing. */
@@ -442,7 +452,7 @@ Test(occupancy, no_pcscd_yet, .timeout = 60)
 	/* pcscd serving later: the watcher connects when it does. */
 	fake_start(&f, FAKE_NORMAL);
 	cr_assert_eq(occupancy_start(&slot, f.path), 0);
-	occupancy_power(&slot, true);
+	power(true);
 	set_sharing(&f, 1);
 	expect_marker(card, MARKER_READER_IN_USE, 1);
 	watch_end(&f, card);
@@ -456,7 +466,7 @@ odd_pcscd(enum fake_mode mode)
 	int card;
 
 	watch_start(&f, mode, 1, "Bed", &card);
-	occupancy_power(&slot, true);
+	power(true);
 	/* The watcher gives up at once: wait for the one connection to end. */
 	WAIT_FOR(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE));
 	cr_assert_eq(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE), 1, "set-up: it connected");
@@ -485,7 +495,7 @@ Test(occupancy, stop_with_a_silent_pcscd, .timeout = 60)
 	int card;
 
 	watch_start(&f, FAKE_SILENT, 0, "Bed", &card);
-	occupancy_power(&slot, true);
+	power(true);
 	WAIT_FOR(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE));
 	cr_assert_geq(__atomic_load_n(&f.connections, __ATOMIC_ACQUIRE), 1, "set-up: it connected");
 	/* Each wait for pcscd is bounded: the stop returns (Criterion's timeout otherwise). */
