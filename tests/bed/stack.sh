@@ -39,12 +39,12 @@ die() {
 	exit 1
 }
 
-# A port is free when nothing listens on it (/proc/net/tcp{,6}, state 0A).
+# A port is free when no TCP socket has it as its local port, in any state
+# (/proc/net/tcp{,6}): a connection's port keeps the driver from binding it.
 port_in_use() {
-	local hex
-	hex=$(printf ':%04X ' "$1")
-	grep -q "$hex[0-9A-F:]* 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null ||
-		grep -q "${hex}00000000:0000 0A" /proc/net/tcp 2>/dev/null
+	awk -v port="$(printf ':%04X' "$1")" \
+		'FNR > 1 && substr($2, length($2) - 4) == port { found = 1 } END { exit !found }' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
 # Reserve an even port P with P+1 free too (vpcd's two slots); mkdir makes
@@ -56,8 +56,13 @@ reserve_ports() {
 	for owner in "$port_locks"/*/owner; do
 		[ -f "$owner" ] && [ ! -d "$(cat "$owner")" ] && rm -rf "$(dirname "$owner")"
 	done
+	# Below the kernel's ephemeral range, which outgoing connections (the
+	# cards', pcscd's clients') take their ports from.
+	local low
+	read -r low _ < /proc/sys/net/ipv4/ip_local_port_range || low=32768
+	[ "$low" -ge 22000 ] || low=50000	# a range that low: share it, as before
 	while [ $tries -lt 200 ]; do
-		p=$(( (RANDOM % 15000) * 2 + 20000 ))
+		p=$(( (RANDOM % ((low - 20000) / 2)) * 2 + 20000 ))
 		tries=$((tries + 1))
 		if port_in_use "$p" || port_in_use $((p + 1)); then
 			continue
