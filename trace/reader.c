@@ -253,7 +253,8 @@ static const struct term call_terms[] = {
 	{ F_SESSION, " AND EXISTS (SELECT 1 FROM calls s WHERE s.id = :session AND s.fn = 4"
 		" AND s.pid = c.pid AND s.card = c.card AND c.id >= s.id"
 		" AND c.id <= coalesce((SELECT min(x.id) FROM calls x WHERE x.pid = s.pid"
-		"  AND x.card = s.card AND x.fn = 6 AND x.id > s.id), " ID_MAX "))" },
+		"  AND x.card = s.card AND x.fn = 6 AND x.id > s.id AND " TRACE_CARD_KEYED("x") "), "
+		ID_MAX "))" },
 	{ F_READER_SESSIONS, CALL_READER_TERM },
 	{ F_END, NULL },
 };

@@ -5,9 +5,10 @@
  *
  * Insert speed matters (the writer must sustain hundreds of thousands of
  * calls per second), so only two indexes are maintained at insert time:
- * calls(pid, card, fn, id) for the sessions/transactions views and the
- * per-session filters, and calls(t_enter_ns) for time-ordered streaming.
- * Both grow mostly at their right edge.
+ * calls(pid, card, fn, id) without the transmits (TRACE_CARD_KEYED) for
+ * the sessions/transactions views and the per-session filters, and
+ * calls(t_enter_ns) for time-ordered streaming.  Both grow mostly at their
+ * right edge.
  */
 #include "trace.h"
 #include "util.h"
@@ -23,7 +24,10 @@
 /* How long to retry the switch to WAL while another process holds a lock. */
 #define TRACE_WAL_SWITCH_WAIT_MS 1000
 
-/* Version 0 → 1: the whole schema. */
+#define CARD_KEYED(t) " AND " TRACE_CARD_KEYED(t)
+
+/* Version 0 → 1: the tables and indexes of the first release (its views
+ * are made anew by version 3). */
 static const char schema_v1[] =
 	"CREATE TABLE IF NOT EXISTS functions(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS processes("
@@ -53,55 +57,7 @@ static const char schema_v1[] =
 	"CREATE TABLE IF NOT EXISTS wire("
 	" id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, t_ns INTEGER, t_end_ns INTEGER,"
 	" wall_ns INTEGER, reader TEXT, kind INTEGER, sent BLOB, received BLOB, detail TEXT);"
-	"CREATE TABLE IF NOT EXISTS drops(pid INTEGER NOT NULL, wall_ns INTEGER, count INTEGER NOT NULL);"
-	/* Views for people at the sqlite3 prompt and for the reader. */
-	"CREATE VIEW IF NOT EXISTS calls_v AS"
-	" SELECT c.*, f.name AS function,"
-	"  (SELECT p.name FROM processes p WHERE p.pid = c.pid ORDER BY p.rowid DESC LIMIT 1) AS process"
-	" FROM calls c LEFT JOIN functions f ON f.id = c.fn;"
-	"CREATE VIEW IF NOT EXISTS sessions AS"
-	" SELECT s.id, s.pid, s.card, s.reader,"
-	"  (SELECT p.name FROM processes p WHERE p.pid = s.pid ORDER BY p.rowid DESC LIMIT 1) AS process,"
-	"  s.share_mode, s.preferred_protocols, s.active_protocol,"
-	"  s.t_enter_ns AS start_ns, coalesce(d.t_return_ns, 0) AS end_ns,"
-	"  s.wall_ns AS start_wall_ns, coalesce(d.disposition, -1) AS disposition,"
-	"  (SELECT count(*) FROM calls a WHERE a.pid = s.pid AND a.card = s.card AND a.fn = 12"
-	"    AND a.id > s.id AND a.id < coalesce(s.end_id, 9223372036854775807)) AS n_apdus,"
-	"  (SELECT count(*) FROM calls a WHERE a.pid = s.pid AND a.card = s.card AND a.fn = 7"
-	"    AND a.rv = 0 AND a.id > s.id AND a.id < coalesce(s.end_id, 9223372036854775807)) AS n_transactions,"
-	"  (SELECT count(*) FROM markers m WHERE m.pid = s.pid AND m.card = s.card AND m.rv = 0"
-	"    AND m.t_ns >= s.t_enter_ns"
-	"    AND (d.id IS NULL OR m.t_ns <= d.t_return_ns)) AS n_markers,"
-	"  s.end_id AS end_id"
-	" FROM (SELECT c.*, (SELECT min(x.id) FROM calls x WHERE x.pid = c.pid AND x.card = c.card"
-	"        AND x.fn = 6 AND x.id > c.id) AS end_id"
-	"       FROM calls c WHERE c.fn = 4 AND c.rv = 0 AND c.card IS NOT NULL) s"
-	" LEFT JOIN calls d ON d.id = s.end_id;"
-	"CREATE VIEW IF NOT EXISTS transactions AS"
-	" SELECT b.id,"
-	"  (SELECT max(x.id) FROM calls x WHERE x.pid = b.pid AND x.card = b.card AND x.fn = 4"
-	"    AND x.rv = 0 AND x.id < b.id) AS session,"
-	"  b.pid, b.card, b.t_enter_ns AS start_ns, coalesce(e.t_return_ns, 0) AS end_ns,"
-	"  coalesce(e.disposition, -1) AS disposition, b.end_id AS end_id"
-	" FROM (SELECT c.*, (SELECT min(x.id) FROM calls x WHERE x.pid = c.pid AND x.card = c.card"
-	"        AND x.fn = 8 AND x.id > c.id) AS end_id"
-	"       FROM calls c WHERE c.fn = 7 AND c.rv = 0 AND c.card IS NOT NULL) b"
-	" LEFT JOIN calls e ON e.id = b.end_id;"
-	"CREATE VIEW IF NOT EXISTS apdus AS"
-	" SELECT c.id AS call_id, c.pid, c.card,"
-	"  (SELECT x.reader FROM calls x WHERE x.pid = c.pid AND x.card = c.card AND x.fn = 4"
-	"    AND x.rv = 0 AND x.id < c.id ORDER BY x.id DESC LIMIT 1) AS reader,"
-	"  (SELECT p.name FROM processes p WHERE p.pid = c.pid ORDER BY p.rowid DESC LIMIT 1) AS process,"
-	"  c.t_enter_ns AS t_ns, c.send_pci AS protocol, c.data_in AS command,"
-	"  c.data_out AS response, c.rv, c.redacted"
-	" FROM calls c WHERE c.fn = 12;"
-	"CREATE VIEW IF NOT EXISTS controls AS"
-	" SELECT c.id AS call_id, c.pid, c.card, c.code, c.data_in, c.data_out, c.rv"
-	" FROM calls c WHERE c.fn = 11;"
-	"CREATE VIEW IF NOT EXISTS attributes AS"
-	" SELECT c.id AS call_id, c.pid, c.card, c.fn, c.code AS attr_id,"
-	"  CASE c.fn WHEN 17 THEN c.data_out ELSE c.data_in END AS value, c.rv"
-	" FROM calls c WHERE c.fn IN (17, 18);";
+	"CREATE TABLE IF NOT EXISTS drops(pid INTEGER NOT NULL, wall_ns INTEGER, count INTEGER NOT NULL);";
 
 /*
  * Version 1 → 2: the journals table (docs/trace-schema.md, "Durability"):
@@ -122,10 +78,72 @@ static const char schema_v2[] =
 #undef DDL_2
 	;
 
+/*
+ * Version 2 → 3: calls_card leaves out the transmits, most of the rows
+ * (every index costs the writer on each insert); the views find a
+ * session's transmits through the rowid range between its connect and
+ * its disconnect instead.  The views, defined here once, are made anew.
+ */
+static const char schema_v3[] =
+	"DROP INDEX IF EXISTS calls_card;"
+	"CREATE INDEX calls_card ON calls(pid, card, fn, id) WHERE " TRACE_CARD_KEYED("calls") ";"
+	"DROP VIEW IF EXISTS calls_v; DROP VIEW IF EXISTS sessions;"
+	"DROP VIEW IF EXISTS transactions; DROP VIEW IF EXISTS apdus;"
+	"DROP VIEW IF EXISTS controls; DROP VIEW IF EXISTS attributes;"
+	/* Views for people at the sqlite3 prompt and for the reader. */
+	"CREATE VIEW calls_v AS"
+	" SELECT c.*, f.name AS function,"
+	"  (SELECT p.name FROM processes p WHERE p.pid = c.pid ORDER BY p.rowid DESC LIMIT 1) AS process"
+	" FROM calls c LEFT JOIN functions f ON f.id = c.fn;"
+	"CREATE VIEW sessions AS"
+	" SELECT s.id, s.pid, s.card, s.reader,"
+	"  (SELECT p.name FROM processes p WHERE p.pid = s.pid ORDER BY p.rowid DESC LIMIT 1) AS process,"
+	"  s.share_mode, s.preferred_protocols, s.active_protocol,"
+	"  s.t_enter_ns AS start_ns, coalesce(d.t_return_ns, 0) AS end_ns,"
+	"  s.wall_ns AS start_wall_ns, coalesce(d.disposition, -1) AS disposition,"
+	"  (SELECT count(*) FROM calls a WHERE a.pid = s.pid AND a.card = s.card AND a.fn = 12"
+	"    AND a.id > s.id AND a.id < coalesce(s.end_id, 9223372036854775807)) AS n_apdus,"
+	"  (SELECT count(*) FROM calls a WHERE a.pid = s.pid AND a.card = s.card AND a.fn = 7" CARD_KEYED("a")
+	"    AND a.rv = 0 AND a.id > s.id AND a.id < coalesce(s.end_id, 9223372036854775807)) AS n_transactions,"
+	"  (SELECT count(*) FROM markers m WHERE m.pid = s.pid AND m.card = s.card AND m.rv = 0"
+	"    AND m.t_ns >= s.t_enter_ns"
+	"    AND (d.id IS NULL OR m.t_ns <= d.t_return_ns)) AS n_markers,"
+	"  s.end_id AS end_id"
+	" FROM (SELECT c.*, (SELECT min(x.id) FROM calls x WHERE x.pid = c.pid AND x.card = c.card"
+	"        AND x.fn = 6 AND x.id > c.id" CARD_KEYED("x") ") AS end_id"
+	"       FROM calls c WHERE c.fn = 4 AND c.rv = 0" CARD_KEYED("c") ") s"
+	" LEFT JOIN calls d ON d.id = s.end_id;"
+	"CREATE VIEW transactions AS"
+	" SELECT b.id,"
+	"  (SELECT max(x.id) FROM calls x WHERE x.pid = b.pid AND x.card = b.card AND x.fn = 4"
+	"    AND x.rv = 0 AND x.id < b.id" CARD_KEYED("x") ") AS session,"
+	"  b.pid, b.card, b.t_enter_ns AS start_ns, coalesce(e.t_return_ns, 0) AS end_ns,"
+	"  coalesce(e.disposition, -1) AS disposition, b.end_id AS end_id"
+	" FROM (SELECT c.*, (SELECT min(x.id) FROM calls x WHERE x.pid = c.pid AND x.card = c.card"
+	"        AND x.fn = 8 AND x.id > c.id" CARD_KEYED("x") ") AS end_id"
+	"       FROM calls c WHERE c.fn = 7 AND c.rv = 0" CARD_KEYED("c") ") b"
+	" LEFT JOIN calls e ON e.id = b.end_id;"
+	"CREATE VIEW apdus AS"
+	" SELECT c.id AS call_id, c.pid, c.card,"
+	"  (SELECT x.reader FROM calls x WHERE x.pid = c.pid AND x.card = c.card AND x.fn = 4"
+	"    AND x.rv = 0 AND x.id < c.id" CARD_KEYED("x") " ORDER BY x.id DESC LIMIT 1) AS reader,"
+	"  (SELECT p.name FROM processes p WHERE p.pid = c.pid ORDER BY p.rowid DESC LIMIT 1) AS process,"
+	"  c.t_enter_ns AS t_ns, c.send_pci AS protocol, c.data_in AS command,"
+	"  c.data_out AS response, c.rv, c.redacted"
+	" FROM calls c WHERE c.fn = 12;"
+	"CREATE VIEW controls AS"
+	" SELECT c.id AS call_id, c.pid, c.card, c.code, c.data_in, c.data_out, c.rv"
+	" FROM calls c WHERE c.fn = 11;"
+	"CREATE VIEW attributes AS"
+	" SELECT c.id AS call_id, c.pid, c.card, c.fn, c.code AS attr_id,"
+	"  CASE c.fn WHEN 17 THEN c.data_out ELSE c.data_in END AS value, c.rv"
+	" FROM calls c WHERE c.fn IN (17, 18);";
+
 /* migrations[v] brings a database from version v to v + 1. */
 static const char *const migrations[TRACE_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
+	schema_v3,
 };
 
 static void

@@ -11,6 +11,14 @@
 #define TRACE_APPLICATION_ID 0x50435354	/* "PCST" */
 
 /*
+ * The rows of index calls_card (schema version 3): calls on a card, but
+ * not the transmits.  SQLite uses a partial index only for a query whose
+ * WHERE contains the index's own terms, so every lookup of a session's
+ * or transaction's calls by (pid, card, fn) adds these, for table @p t.
+ */
+#define TRACE_CARD_KEYED(t) t ".card IS NOT NULL AND " t ".fn <> 12"
+
+/*
  * Make sure @p path is a regular file we may open as a trace: create it
  * 0600 (whatever the umask) when it does not exist, refuse a symbolic link,
  * refuse a non-empty file that is not SQLite, and (writers) refuse a file

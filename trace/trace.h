@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRACE_SCHEMA_VERSION 2
+#define TRACE_SCHEMA_VERSION 3
 
 /* Errors beyond errno values (all negative, below -4096 so as not to clash). */
 enum trace_error {
