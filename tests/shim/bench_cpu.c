@@ -15,7 +15,14 @@
  * measures every mode at N and at 2N, in an order that rotates from round
  * to round; what tracing adds is the median over the rounds of each
  * round's difference to the untraced slope, so that drift (other work on
- * the machine, CPU frequency) cancels pairwise.
+ * the machine, CPU frequency) cancels pairwise.  Rounds still differ by
+ * more than tracing adds, so the median comes with its distribution-free
+ * 95 % interval (order statistics: no assumption about the spread).
+ * Most of that spread is from one process to the next, so each round
+ * also runs a paired child, which times the application's thread through
+ * the real library and through the shim in one process; with the writer
+ * thread and the exit from the slope, that is a second, steadier estimate
+ * of what pcsctap adds.
  *
  * What is counted: the child's CPU, all its threads (wait4), plus for
  * pcsc-spy the CPU of the pcsc-spy process that reads the spy's FIFO
@@ -53,10 +60,10 @@
 
 #include "bench_util.h"
 
-enum { REAL, SHIM, SPY, N_MODES };
-static const char *const names[N_MODES] = { "untraced", "pcsctap", "pcsc-spy" };
+enum { REAL, SHIM, SPY, N_MODES, PAIRED = N_MODES };
+static const char *const names[N_MODES + 1] = { "untraced", "pcsctap", "pcsc-spy", "paired" };
 
-enum { WARMUP = 100, MAX_ROUNDS = 101 };
+enum { WARMUP = 100, MAX_ROUNDS = 101, PAIRED_BLOCK = 250 };
 
 /* One child's figures, in us. */
 struct sample {
@@ -66,6 +73,7 @@ struct sample {
 	double exit;		/* after the loop: exit handlers (final import, checkpoint) */
 	double reader;		/* pcsc-spy's reader process */
 	double pcscd;
+	double paired;		/* PAIRED: the shim's blocks' main thread CPU minus the real's */
 };
 
 static const BYTE apdu[] = { 0x00, 0xA4, 0x04, 0x00, 0x00 };
@@ -82,6 +90,28 @@ median(double *v, int n)
 {
 	qsort(v, n, sizeof(double), bench_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * How many of @p n sorted values bound the median's distribution-free
+ * 95 % interval from each side: d, the interval being [v[d - 1], v[n - d]]
+ * (P(X < d) <= 2.5 % for X binomial(n, 1/2)); 0 when n is too small to
+ * have one.  15 rounds give d = 4, an interval of 96.5 %.
+ */
+static int
+median_interval_rank(int n)
+{
+	double pmf = 1, tail = 0;
+	int d = 0;
+
+	for (int i = 0; i < n; i++)
+		pmf /= 2;
+	while (d < n / 2 && tail + pmf <= 0.025) {
+		tail += pmf;
+		pmf = pmf * (n - d) / (d + 1);
+		d++;
+	}
+	return d;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -105,9 +135,35 @@ transmit_n(transmit_fn fn, SCARDHANDLE card, long n)
 }
 
 /*
+ * The paired child: @p n transmits through the real library and @p n
+ * through the shim in one process, on one card handle, in alternating
+ * blocks (real, shim, shim, real, ...: a drift costs both the same);
+ * reports "shim_ns real_ns", the main thread's CPU in each, on @p fd.
+ */
+static int
+paired_child(transmit_fn real, transmit_fn shim, SCARDHANDLE card, long n, int fd)
+{
+	int64_t spent[2] = { 0, 0 };
+
+	if (!real || !shim || transmit_n(real, card, WARMUP) || transmit_n(shim, card, WARMUP))
+		return 1;
+	for (long i = 0; i < 2 * (n / PAIRED_BLOCK); i++) {
+		int traced = i % 4 == 1 || i % 4 == 2;
+		int64_t t0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+
+		if (transmit_n(traced ? shim : real, card, PAIRED_BLOCK))
+			return 1;
+		spent[traced] += bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
+	}
+	dprintf(fd, "%lld %lld\n", (long long)spent[1], (long long)spent[0]);
+	close(fd);
+	return 0;
+}
+
+/*
  * @p n transmits through mode @p m; reports "main_ns loop_ns end_ns" on
  * @p fd (the main thread's and the process's CPU during the loop, the
- * process's CPU at its end), then ends normally.
+ * process's CPU at its end), then ends normally.  PAIRED: paired_child().
  */
 static int
 child(int m, const char *reader, const char *shim, long n, int fd)
@@ -115,16 +171,17 @@ child(int m, const char *reader, const char *shim, long n, int fd)
 	SCARDCONTEXT ctx;
 	SCARDHANDLE card;
 	DWORD active;
-	transmit_fn fn;
+	transmit_fn fn, real;
 	int64_t t0, p0, t1, p1;
 
 	/* For pcsc-spy these are the spy's (preloaded): it opens its FIFO. */
 	if (SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx) ||
 	    SCardConnect(ctx, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T1, &card, &active))
 		return 1;
-	fn = m == REAL ? (transmit_fn)dlsym(dlopen("libpcsclite.so.1", RTLD_NOW | RTLD_NOLOAD),
-					    "SCardTransmit")
-	   : m == SHIM ? bench_load_transmit("bench-cpu", shim) : SCardTransmit;
+	real = (transmit_fn)dlsym(dlopen("libpcsclite.so.1", RTLD_NOW | RTLD_NOLOAD), "SCardTransmit");
+	fn = m == REAL ? real : m == SPY ? SCardTransmit : bench_load_transmit("bench-cpu", shim);
+	if (m == PAIRED)
+		return paired_child(real, fn, card, n, fd);
 	if (!fn || transmit_n(fn, card, WARMUP))
 		return 1;
 	t0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
@@ -295,6 +352,15 @@ run(const char *self, int m, long n, struct sample *s)
 	}
 	pcscd1 = pcscd_us();
 	report[len] = '\0';
+	if (m == PAIRED) {
+		if (sscanf(report, "%lld %lld", &main_ns, &loop_ns) != 2 ||
+		    trace_transmits(trace) != n / PAIRED_BLOCK * PAIRED_BLOCK + WARMUP) {
+			fprintf(stderr, "bench-cpu: the paired child did not trace its transmits\n");
+			return -1;
+		}
+		s->paired = (main_ns - loop_ns) / 1e3;
+		return 0;
+	}
 	if (sscanf(report, "%lld %lld %lld", &main_ns, &loop_ns, &end_ns) != 3)
 		return -1;
 	s->total = rusage_us(&ru);
@@ -342,6 +408,37 @@ print_load(const char *what)
 	printf("%sload %.2f %.2f %.2f", what, load[0], load[1], load[2]);
 }
 
+/* The 95 % interval of the median of @p v (sorted), d from
+ * median_interval_rank(). */
+static void
+print_interval(const char *name, const double *v, int n, int d)
+{
+	if (d)
+		printf("  %-9s adds %.2f to %.2f us: the median's 95 %% interval\n", name, v[d - 1],
+		       v[n - d]);
+	else
+		printf("  %-9s adds %.2f to %.2f us over the rounds: too few for an interval\n",
+		       name, v[0], v[n - 1]);
+}
+
+/* pcsc-spy's addition over pcsctap's (medians, sorted rounds in @p add),
+ * and the least ratio at the ends of both intervals. */
+static void
+print_ratio(const char *how, const double *med_add, double add[][MAX_ROUNDS], int n, int d)
+{
+	if (med_add[SHIM] <= 0.05) {
+		printf("pcsctap%s adds less CPU than this run resolves (%.2f us); pcsc-spy adds"
+		       " %.2f us\n", how, med_add[SHIM], med_add[SPY]);
+		return;
+	}
+	printf("pcsc-spy adds %.1f times what pcsctap%s adds (CPU)", med_add[SPY] / med_add[SHIM],
+	       how);
+	if (d && add[SHIM][n - d] > 0.05)
+		printf("; at the 95 %% intervals' ends at least %.1f times",
+		       add[SPY][d - 1] / add[SHIM][n - d]);
+	printf("\n");
+}
+
 #define SLOPE(f) ((b[k].f - a[k].f) / n)
 
 int
@@ -351,9 +448,10 @@ main(int argc, char **argv)
 	static double others[N_MODES][MAX_ROUNDS], ex[N_MODES][MAX_ROUNDS];
 	static double reader[N_MODES][MAX_ROUNDS], pcscd[N_MODES][MAX_ROUNDS];
 	static double add[N_MODES][MAX_ROUNDS], add_main[N_MODES][MAX_ROUNDS];
+	static double paired_main[MAX_ROUNDS], paired_add[MAX_ROUNDS];
 	double med_add[N_MODES];
 	const char *pcscd_pid;
-	int n_modes, rounds;
+	int n_modes, rounds, d;
 	long n;
 
 	if (argc == 7 && !strcmp(argv[3], "--child"))
@@ -381,7 +479,7 @@ main(int argc, char **argv)
 	print_load("");
 	printf(")\n");
 	for (int r = 0; r < rounds; r++) {
-		struct sample a[N_MODES], b[N_MODES];
+		struct sample a[N_MODES], b[N_MODES], pair;
 
 		/* Rotate: no mode always runs first, or always at N first. */
 		for (int i = 0; i < 2 * n_modes; i++) {
@@ -391,6 +489,8 @@ main(int argc, char **argv)
 			if (run(argv[0], k, big ? 2 * n : n, big ? &b[k] : &a[k]) < 0)
 				return 1;
 		}
+		if (run(argv[0], PAIRED, n, &pair) < 0)
+			return 1;
 		printf("  round %d:", r + 1);
 		for (int k = 0; k < n_modes; k++) {
 			total[k][r] = SLOPE(total);
@@ -403,6 +503,9 @@ main(int argc, char **argv)
 			if (k != REAL)
 				printf(" (%+.2f)", total[k][r] - total[REAL][r]);
 		}
+		paired_main[r] = pair.paired / (double)(n / PAIRED_BLOCK * PAIRED_BLOCK);
+		paired_add[r] = paired_main[r] + others[SHIM][r] + ex[SHIM][r] - ex[REAL][r];
+		printf("; paired %+.2f", paired_add[r]);
 		printf("; pcscd");
 		for (int k = 0; k < n_modes; k++)
 			printf(" %.2f", pcscd[k][r]);
@@ -414,7 +517,8 @@ main(int argc, char **argv)
 		}
 	}
 	for (int k = 0; k < n_modes; k++)
-		med_add[k] = median(add[k], rounds);
+		med_add[k] = median(add[k], rounds);	/* sorts add[k] */
+	d = median_interval_rank(rounds);
 	printf("medians over %d rounds, us of CPU per transmit (", rounds);
 	print_load("");
 	printf("):\n");
@@ -426,17 +530,23 @@ main(int argc, char **argv)
 	       names[SHIM], median(total[SHIM], rounds), med_add[SHIM], median(add_main[SHIM], rounds),
 	       median(others[SHIM], rounds), median(ex[SHIM], rounds) - median(ex[REAL], rounds),
 	       median(pcscd[SHIM], rounds));
+	print_interval(names[SHIM], add[SHIM], rounds, d);
+	/* The application's thread in one process (paired_child()): no
+	 * process-to-process spread, which is most of the spread above. */
+	printf("  %-9s adds %.2f us  (the application's thread %+.2f paired in one process, blocks"
+	       " of %d transmits; writer thread and exit as above)\n", names[SHIM],
+	       median(paired_add, rounds), median(paired_main, rounds), PAIRED_BLOCK);
+	print_interval(names[SHIM], paired_add, rounds, d);
 	if (n_modes == N_MODES) {
 		printf("  %-9s %7.2f, adds %.2f us  (application's thread %+.2f, pcsc-spy reader"
 		       " process %.2f; pcscd %.2f)\n", names[SPY], median(total[SPY], rounds),
 		       med_add[SPY], median(add_main[SPY], rounds), median(reader[SPY], rounds),
 		       median(pcscd[SPY], rounds));
-		if (med_add[SHIM] > 0.05)
-			printf("pcsc-spy adds %.1f times what pcsctap adds (CPU)\n",
-			       med_add[SPY] / med_add[SHIM]);
-		else
-			printf("pcsctap adds less CPU than this run resolves (%.2f us); pcsc-spy adds"
-			       " %.2f us\n", med_add[SHIM], med_add[SPY]);
+		print_interval(names[SPY], add[SPY], rounds, d);
+		print_ratio("", med_add, add, rounds, d);
+		med_add[SHIM] = median(paired_add, rounds);
+		memcpy(add[SHIM], paired_add, sizeof(paired_add));
+		print_ratio(", the application's thread paired", med_add, add, rounds, d);
 	}
 	return 0;
 }
