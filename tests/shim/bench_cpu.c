@@ -73,7 +73,8 @@ struct sample {
 	double exit;		/* after the loop: exit handlers (final import, checkpoint) */
 	double reader;		/* pcsc-spy's reader process */
 	double pcscd;
-	double paired;		/* PAIRED: the shim's blocks' main thread CPU minus the real's */
+	double paired;		/* PAIRED: per transmit, the shim's blocks' main thread CPU
+				 * minus the real's */
 };
 
 static const BYTE apdu[] = { 0x00, 0xA4, 0x04, 0x00, 0x00 };
@@ -353,12 +354,14 @@ run(const char *self, int m, long n, struct sample *s)
 	pcscd1 = pcscd_us();
 	report[len] = '\0';
 	if (m == PAIRED) {
+		long traced = n / PAIRED_BLOCK * PAIRED_BLOCK;	/* whole blocks */
+
 		if (sscanf(report, "%lld %lld", &main_ns, &loop_ns) != 2 ||
-		    trace_transmits(trace) != n / PAIRED_BLOCK * PAIRED_BLOCK + WARMUP) {
+		    trace_transmits(trace) != traced + WARMUP) {
 			fprintf(stderr, "bench-cpu: the paired child did not trace its transmits\n");
 			return -1;
 		}
-		s->paired = (main_ns - loop_ns) / 1e3;
+		s->paired = (main_ns - loop_ns) / 1e3 / (double)traced;
 		return 0;
 	}
 	if (sscanf(report, "%lld %lld %lld", &main_ns, &loop_ns, &end_ns) != 3)
@@ -421,21 +424,20 @@ print_interval(const char *name, const double *v, int n, int d)
 		       name, v[0], v[n - 1]);
 }
 
-/* pcsc-spy's addition over pcsctap's (medians, sorted rounds in @p add),
- * and the least ratio at the ends of both intervals. */
+/* pcsc-spy's addition over pcsctap's (medians; @p spy and @p shim the
+ * sorted rounds), and the least ratio at the ends of both intervals. */
 static void
-print_ratio(const char *how, const double *med_add, double add[][MAX_ROUNDS], int n, int d)
+print_ratio(const char *how, double spy_med, const double *spy, double shim_med,
+	    const double *shim, int n, int d)
 {
-	if (med_add[SHIM] <= 0.05) {
+	if (shim_med <= 0.05) {
 		printf("pcsctap%s adds less CPU than this run resolves (%.2f us); pcsc-spy adds"
-		       " %.2f us\n", how, med_add[SHIM], med_add[SPY]);
+		       " %.2f us\n", how, shim_med, spy_med);
 		return;
 	}
-	printf("pcsc-spy adds %.1f times what pcsctap%s adds (CPU)", med_add[SPY] / med_add[SHIM],
-	       how);
-	if (d && add[SHIM][n - d] > 0.05)
-		printf("; at the 95 %% intervals' ends at least %.1f times",
-		       add[SPY][d - 1] / add[SHIM][n - d]);
+	printf("pcsc-spy adds %.1f times what pcsctap%s adds (CPU)", spy_med / shim_med, how);
+	if (d && shim[n - d] > 0.05)
+		printf("; at the 95 %% intervals' ends at least %.1f times", spy[d - 1] / shim[n - d]);
 	printf("\n");
 }
 
@@ -449,7 +451,7 @@ main(int argc, char **argv)
 	static double reader[N_MODES][MAX_ROUNDS], pcscd[N_MODES][MAX_ROUNDS];
 	static double add[N_MODES][MAX_ROUNDS], add_main[N_MODES][MAX_ROUNDS];
 	static double paired_main[MAX_ROUNDS], paired_add[MAX_ROUNDS];
-	double med_add[N_MODES];
+	double med_add[N_MODES], med_paired;
 	const char *pcscd_pid;
 	int n_modes, rounds, d;
 	long n;
@@ -503,7 +505,7 @@ main(int argc, char **argv)
 			if (k != REAL)
 				printf(" (%+.2f)", total[k][r] - total[REAL][r]);
 		}
-		paired_main[r] = pair.paired / (double)(n / PAIRED_BLOCK * PAIRED_BLOCK);
+		paired_main[r] = pair.paired;
 		paired_add[r] = paired_main[r] + others[SHIM][r] + ex[SHIM][r] - ex[REAL][r];
 		printf("; paired %+.2f", paired_add[r]);
 		printf("; pcscd");
@@ -531,11 +533,12 @@ main(int argc, char **argv)
 	       median(others[SHIM], rounds), median(ex[SHIM], rounds) - median(ex[REAL], rounds),
 	       median(pcscd[SHIM], rounds));
 	print_interval(names[SHIM], add[SHIM], rounds, d);
+	med_paired = median(paired_add, rounds);	/* sorts paired_add */
 	/* The application's thread in one process (paired_child()): no
 	 * process-to-process spread, which is most of the spread above. */
 	printf("  %-9s adds %.2f us  (the application's thread %+.2f paired in one process, blocks"
 	       " of %d transmits; writer thread and exit as above)\n", names[SHIM],
-	       median(paired_add, rounds), median(paired_main, rounds), PAIRED_BLOCK);
+	       med_paired, median(paired_main, rounds), PAIRED_BLOCK);
 	print_interval(names[SHIM], paired_add, rounds, d);
 	if (n_modes == N_MODES) {
 		printf("  %-9s %7.2f, adds %.2f us  (application's thread %+.2f, pcsc-spy reader"
@@ -543,10 +546,9 @@ main(int argc, char **argv)
 		       med_add[SPY], median(add_main[SPY], rounds), median(reader[SPY], rounds),
 		       median(pcscd[SPY], rounds));
 		print_interval(names[SPY], add[SPY], rounds, d);
-		print_ratio("", med_add, add, rounds, d);
-		med_add[SHIM] = median(paired_add, rounds);
-		memcpy(add[SHIM], paired_add, sizeof(paired_add));
-		print_ratio(", the application's thread paired", med_add, add, rounds, d);
+		print_ratio("", med_add[SPY], add[SPY], med_add[SHIM], add[SHIM], rounds, d);
+		print_ratio(", the application's thread paired", med_add[SPY], add[SPY], med_paired,
+			    paired_add, rounds, d);
 	}
 	return 0;
 }
